@@ -1,0 +1,1 @@
+"""Alembic migrations of the recs tables (installed as ``storefront_recs.migrations``)."""

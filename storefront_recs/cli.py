@@ -1,0 +1,119 @@
+"""``flask recs ...`` commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from . import db as dbmod
+from .errors import ImportFileError
+from .importing import ImportReport
+
+recs_cli = AppGroup("recs", help="storefront-recs: database, imports, training.")
+db_cli = AppGroup("db", help="Migrations of the recs tables (never touches the shop's tables).")
+recs_cli.add_command(db_cli)
+
+SHOWN_BAD_LINES = 20
+
+
+def _state() -> Any:
+    return current_app.extensions["storefront_recs"]
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the latest)."""
+    engine = _state().engine
+    dbmod.upgrade(engine, revision)
+    click.echo(f"recs database at revision {dbmod.current_revision(engine)}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ('base' drops every recs table)."""
+    engine = _state().engine
+    dbmod.downgrade(engine, revision)
+    click.echo(f"recs database at revision {dbmod.current_revision(engine) or 'base'}")
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    """Show the applied revision and whether it is the latest."""
+    engine = _state().engine
+    current, head = dbmod.current_revision(engine), dbmod.head_revision(engine)
+    state = "up to date" if current == head else f"behind: latest is {head}"
+    click.echo(f"{current or 'base (no recs tables)'} ({state})")
+
+
+def _run_import(label: str, path: str, run: Any) -> ImportReport:
+    size = os.path.getsize(path)
+    with click.progressbar(length=size, label=label, file=sys.stderr) as bar:
+        try:
+            report: ImportReport = run(bar.update)
+        except ImportFileError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(report.summary())
+    for line, reason in report.bad_lines[:SHOWN_BAD_LINES]:
+        click.echo(f"  line {line}: {reason}", err=True)
+    if report.bad_count > SHOWN_BAD_LINES:
+        click.echo(f"  ... and {report.bad_count - SHOWN_BAD_LINES} more bad lines", err=True)
+    return report
+
+
+def _exit_for(report: ImportReport) -> None:
+    if report.bad_count:
+        sys.exit(1)  # good rows are stored; a non-zero exit tells scripts some were not
+
+
+@recs_cli.command("import-catalog")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def import_catalog_command(path: str) -> None:
+    """Upsert catalogue items from a CSV or JSONL file (extra columns become attributes).
+
+    Exits 1 when some lines were rejected; the good lines are stored either way.
+    """
+    from .catalog.importer import import_catalog
+
+    state = _state()
+    report = _run_import(
+        "Importing catalogue",
+        path,
+        lambda progress: import_catalog(
+            state.recs.catalog, path, batch_size=state.config["RECS_IMPORT_BATCH_SIZE"], on_progress=progress
+        ),
+    )
+    _exit_for(report)
+
+
+@recs_cli.command("import-events")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def import_events_command(path: str) -> None:
+    """Import historical events from CSV: user_id,item_id,type,timestamp[,quantity,value,event_id].
+
+    Idempotent: importing the same file again stores nothing twice. Exits 1 when some lines
+    were rejected; the good lines are stored either way.
+    """
+    from .tracking.importer import import_events
+
+    state = _state()
+    report = _run_import(
+        "Importing events",
+        path,
+        lambda progress: import_events(
+            state.checked_engine(),
+            path,
+            user_key=state.user_key,
+            max_future=timedelta(seconds=state.config["RECS_MAX_FUTURE_SECONDS"]),
+            batch_size=state.config["RECS_IMPORT_BATCH_SIZE"],
+            on_progress=progress,
+        ),
+    )
+    _exit_for(report)

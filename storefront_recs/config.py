@@ -1,0 +1,94 @@
+"""Every ``RECS_*`` setting, its default and one line of meaning.
+
+``Recs.init_app`` applies these with ``app.config.setdefault``, so a shop overrides any of them
+in its own config. ``docs/configuration.md`` is checked against this table by the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    default: Any
+    help: str
+
+
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 1.0,
+    "add_to_cart": 4.0,
+    "remove_from_cart": 0.0,
+    "purchase": 8.0,
+    "impression": 0.0,
+    "page_view": 0.0,
+    "search": 0.0,
+}
+
+SETTINGS: dict[str, Setting] = {
+    # storage
+    "RECS_DATABASE_URI": Setting(
+        None,
+        "SQLAlchemy URL of the recs database; default: SQLite file in the app's instance folder. "
+        "Ignored when Recs(app, db=db) shares the shop's Flask-SQLAlchemy engine.",
+    ),
+    "RECS_ENGINE_OPTIONS": Setting({}, "Extra keyword arguments for sqlalchemy.create_engine."),
+    "RECS_MODEL_DIR": Setting(
+        None, "Folder for model bundles; default: 'recs_models' in the app's instance folder."
+    ),
+    "RECS_SECRET_KEY": Setting(
+        None,
+        "Secret for hashing user ids and signing tokens; default: the app's SECRET_KEY, else a "
+        "key generated once into the instance folder.",
+    ),
+    "RECS_HASH_USER_IDS": Setting(
+        True, "Store shop user ids as keyed hashes (HMAC-SHA256), not in the clear."
+    ),
+    # web
+    "RECS_URL_PREFIX": Setting("/recs", "Where the blueprint is mounted."),
+    "RECS_PUBLIC_URL": Setting(
+        None, "Absolute base URL of the shop (for email links); default: the request's host URL."
+    ),
+    "RECS_COOKIE_NAME": Setting("recs_aid", "Name of the first-party anonymous-id cookie."),
+    "RECS_COOKIE_MAX_AGE": Setting(34_128_000, "Lifetime of the anonymous-id cookie in seconds (395 days)."),
+    "RECS_COOKIE_SECURE": Setting(
+        None, "Secure flag of the cookie; default: set when the request came over HTTPS."
+    ),
+    "RECS_COOKIE_DOMAIN": Setting(None, "Domain of the cookie; default: the current host only."),
+    # ingestion limits
+    "RECS_MAX_BODY_BYTES": Setting(64 * 1024, "Largest accepted event POST body, in bytes."),
+    "RECS_MAX_BATCH_EVENTS": Setting(100, "Most events accepted in one POST."),
+    "RECS_MAX_EVENT_BYTES": Setting(8 * 1024, "Largest single event, as compact JSON, in bytes."),
+    "RECS_MAX_FUTURE_SECONDS": Setting(
+        300, "How far in the future a client 'ts' may be before the event is rejected."
+    ),
+    "RECS_MAX_PURCHASE_LINES": Setting(200, "Most line items in one purchase event."),
+    # privacy
+    "RECS_RESPECT_DNT": Setting(True, "Store nothing for requests with DNT: 1 or Sec-GPC: 1."),
+    "RECS_REQUIRE_CONSENT": Setting(
+        False, "Store nothing until the visitor has the consent cookie set to '1'."
+    ),
+    "RECS_CONSENT_COOKIE": Setting("recs_consent", "Name of the consent cookie ('1' = given)."),
+    "RECS_RETENTION_DAYS": Setting(760, "Delete events older than this many days."),
+    # training
+    "RECS_EVENT_WEIGHTS": Setting(
+        DEFAULT_EVENT_WEIGHTS, "Interaction weight per event type (0 = not an interaction)."
+    ),
+    "RECS_TRAIN_INTERVAL": Setting(3600, "Seconds between scheduled training runs (0 = never)."),
+    "RECS_MAX_MODEL_AGE": Setting(
+        3 * 24 * 3600, "Health reports 'stale' when the serving model is older than this (seconds)."
+    ),
+    # imports
+    "RECS_IMPORT_BATCH_SIZE": Setting(5000, "Rows written per transaction by the import commands."),
+}
+
+
+def apply_defaults(config: dict[str, Any]) -> None:
+    """Fill in every missing ``RECS_*`` key (copies of mutable defaults)."""
+    for key, setting in SETTINGS.items():
+        default = setting.default
+        if isinstance(default, dict):
+            default = dict(default)
+        config.setdefault(key, default)

@@ -1,0 +1,17 @@
+"""``Recs``: the Flask extension a shop mounts, assembled from one mixin per feature area."""
+
+from __future__ import annotations
+
+from .core import EXTENSION_KEY, RecsCore, RecsState
+from .engine.api import TrainingAPI
+from .privacy import PrivacyAPI
+
+
+class Recs(TrainingAPI, PrivacyAPI, RecsCore):
+    """Mount storefront-recs on a Flask app: ``Recs(app)`` or ``Recs().init_app(app)``.
+
+    Pass ``db=`` (a Flask-SQLAlchemy instance) to keep the recs tables in the shop's database.
+    """
+
+
+__all__ = ["EXTENSION_KEY", "Recs", "RecsState"]

@@ -1,0 +1,81 @@
+"""Shared pieces of the file importers: line-numbered reading with progress, bad-line reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from .errors import ImportFileError
+
+MAX_REPORTED = 1000
+
+
+@dataclass
+class ImportReport:
+    """What an import did: rows stored, rows already there, and bad lines by line number."""
+
+    read: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)
+    bad_count: int = 0
+
+    def bad(self, line: int, reason: str) -> None:
+        self.bad_count += 1
+        if len(self.bad_lines) < MAX_REPORTED:
+            self.bad_lines.append((line, reason))
+
+    def summary(self) -> str:
+        return (
+            f"read {self.read} rows: stored {self.stored}, already present {self.duplicates}, "
+            f"rejected {self.bad_count}"
+        )
+
+
+def counting_lines(handle: Iterable[str], on_progress: Callable[[int], None]) -> Iterator[str]:
+    """The file's lines, reporting the characters consumed (to drive a progress bar)."""
+    for line in handle:
+        on_progress(len(line))
+        yield line
+
+
+def iter_records(handle: Iterable[str], path: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """Yield ``(line_number, record, error)`` from a CSV (with header) or JSONL file."""
+    if path.lower().endswith((".jsonl", ".ndjson", ".json")):
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                yield number, None, f"not valid JSON: {exc}"
+                continue
+            if not isinstance(record, dict):
+                yield number, None, "a line must be a JSON object"
+                continue
+            yield number, record, None
+        return
+    reader = csv.DictReader(handle)
+    if not reader.fieldnames:
+        raise ImportFileError(f"{path}: empty file or no CSV header")
+    for record in reader:
+        # DictReader puts surplus cells under the key None.
+        if None in record:
+            yield reader.line_num, None, "more cells than header columns"
+            continue
+        yield reader.line_num, record, None
+
+
+def require_columns(path: str, handle: TextIO, required: tuple[str, ...]) -> None:
+    """Fail early, before reading rows, when a CSV header lacks a required column."""
+    if path.lower().endswith((".jsonl", ".ndjson", ".json")):
+        return
+    position = handle.tell()
+    header = next(csv.reader(handle), None)
+    handle.seek(position)
+    missing = [name for name in required if name not in (header or [])]
+    if missing:
+        raise ImportFileError(f"{path}: header lacks required column(s) {', '.join(missing)}")

@@ -1,0 +1,135 @@
+"""The ``recs_*`` tables.
+
+They live on their own ``MetaData`` with a naming convention, so they never mix with the
+shop's tables and have no foreign keys to them. Events are append-only; ``user_key`` is the
+pseudonymised shop user id (see ``tracking.identity``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+ITEM_ID_LENGTH = 128
+EVENT_ID_LENGTH = 64
+KEY_LENGTH = 64
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON}
+
+
+class Item(Base):
+    """A catalogue item, as the shop last described it."""
+
+    __tablename__ = "recs_items"
+
+    id: Mapped[str] = mapped_column(String(ITEM_ID_LENGTH), primary_key=True)
+    title: Mapped[str | None] = mapped_column(String(500))
+    url: Mapped[str | None] = mapped_column(String(2000))
+    image_url: Mapped[str | None] = mapped_column(String(2000))
+    price: Mapped[float | None] = mapped_column(Float)
+    category: Mapped[str | None] = mapped_column(String(255), index=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    in_stock: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+
+
+class Event(Base):
+    """One interaction. A purchase with several lines is one row per line (``line_no``)."""
+
+    __tablename__ = "recs_events"
+    __table_args__ = (
+        UniqueConstraint("event_id", "line_no", name="uq_recs_events_event_id_line_no"),
+        Index("ix_recs_events_user_ts", "user_key", "ts"),
+        Index("ix_recs_events_anon_ts", "anonymous_id", "ts"),
+        Index("ix_recs_events_item_ts", "item_id", "ts"),
+        Index("ix_recs_events_type_ts", "type", "ts"),
+        Index("ix_recs_events_ts", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(EVENT_ID_LENGTH), nullable=False)
+    line_no: Mapped[int] = mapped_column(SmallInteger, nullable=False, default=0)
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    user_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    anonymous_id: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    item_id: Mapped[str | None] = mapped_column(String(ITEM_ID_LENGTH))
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    value: Mapped[float | None] = mapped_column(Float)
+    ts: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    client_ts: Mapped[datetime | None] = mapped_column(DateTime)
+    source: Mapped[str] = mapped_column(String(16), nullable=False, default="web")
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Identity(Base):
+    """An anonymous id that logged in as a user; its history counts for that user."""
+
+    __tablename__ = "recs_identities"
+
+    anonymous_id: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(KEY_LENGTH), nullable=False, index=True)
+    linked_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class ModelRun(Base):
+    """One training run, whether it published a bundle or not."""
+
+    __tablename__ = "recs_model_runs"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    version: Mapped[str | None] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # running|published|rejected|failed
+    trigger: Mapped[str] = mapped_column(String(32), nullable=False, default="manual")
+    started_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class Lease(Base):
+    """A named lock with an expiry, so one job runs at a time across processes."""
+
+    __tablename__ = "recs_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), nullable=False)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+metadata = Base.metadata

@@ -1,0 +1,21 @@
+"""The blueprint: JSON API, widgets, click links, admin."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from .api import register_api
+from .errors import register_error_handlers
+
+
+def create_blueprint() -> Blueprint:
+    bp = Blueprint(
+        "storefront_recs",
+        __name__,
+        static_folder="../static",
+        static_url_path="/static",
+        template_folder="../templates",
+    )
+    register_error_handlers(bp)
+    register_api(bp)
+    return bp
