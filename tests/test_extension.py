@@ -1,0 +1,95 @@
+"""The Recs extension: init patterns, config defaults, a shared Flask-SQLAlchemy engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import inspect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storefront_recs import ConfigurationError, NotMigratedError, Recs, current_recs
+from storefront_recs import db as dbmod
+from storefront_recs.config import SETTINGS, reference_markdown
+
+
+def test_second_init_on_the_same_app_raises_a_clear_error(tmp_path: Path) -> None:
+    app = Flask(__name__, instance_path=str(tmp_path))
+    recs = Recs(app)
+    with pytest.raises(ConfigurationError, match="already initialised"):
+        recs.init_app(app)
+    with pytest.raises(ConfigurationError, match="already initialised"):
+        Recs(app)
+
+
+def test_init_app_pattern_and_defaults(tmp_path: Path) -> None:
+    recs = Recs()
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config["RECS_MAX_BATCH_EVENTS"] = 7
+    recs.init_app(app)
+    assert app.extensions["storefront_recs"].recs is recs
+    assert app.config["RECS_MAX_BATCH_EVENTS"] == 7
+    assert app.config["RECS_URL_PREFIX"] == "/recs"
+    assert app.config["RECS_DATABASE_URI"] == f"sqlite:///{tmp_path / 'storefront_recs.sqlite3'}"
+    assert set(SETTINGS) <= set(app.config)
+    with app.app_context():
+        assert current_recs._get_current_object() is recs  # type: ignore[attr-defined]
+
+
+def test_config_reference_is_generated_from_the_settings() -> None:
+    reference = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    assert reference == reference_markdown(), (
+        "docs/configuration.md is out of date: run "
+        "`.venv/bin/python -m storefront_recs.config > docs/configuration.md`"
+    )
+
+
+def test_unmigrated_database_gets_a_clear_error(tmp_path: Path) -> None:
+    app = Flask(__name__, instance_path=str(tmp_path))
+    recs = Recs(app)
+    with pytest.raises(NotMigratedError, match="flask recs db upgrade"):
+        recs.catalog.upsert([{"id": "a"}])
+    response = app.test_client().post("/recs/api/v1/events", json={"event_id": "abcdefgh", "type": "view", "item_id": "a"})
+    assert response.status_code == 503 and "flask recs db upgrade" in response.json["error"]
+
+
+def test_url_prefix_is_configurable(tmp_path: Path) -> None:
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config["RECS_URL_PREFIX"] = "/shop-recs"
+    Recs(app)
+    dbmod.upgrade(app.extensions["storefront_recs"].engine)
+    response = app.test_client().post("/shop-recs/api/v1/events", json={"event_id": "abcdefgh", "type": "view", "item_id": "a"})
+    assert response.json["accepted"] == 1
+
+
+def test_shared_flask_sqlalchemy_engine_keeps_the_shops_tables_apart(database_uri: str, tmp_path: Path) -> None:
+    class Base(DeclarativeBase):
+        pass
+
+    db = SQLAlchemy(model_class=Base)
+
+    class Order(db.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = "shop_orders"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_uri
+    db.init_app(app)
+    recs = Recs(app, db=db)
+    with app.app_context():
+        db.create_all()
+        engine = app.extensions["storefront_recs"].engine
+        assert engine is db.engine
+        dbmod.upgrade(engine)
+        tables = set(inspect(engine).get_table_names())
+        assert "shop_orders" in tables and "recs_events" in tables
+        assert not any(name.startswith("recs_") for name in db.metadata.tables)
+        recs.catalog.upsert([{"id": "sku-1"}])
+        db.session.add(Order(id=1))
+        db.session.commit()
+        dbmod.downgrade(engine, "base")
+        assert db.session.get(Order, 1) is not None
+        db.session.remove()
+        db.drop_all()
