@@ -117,3 +117,9 @@ def import_events_command(path: str) -> None:
         ),
     )
     _exit_for(report)
+
+from .engine.cli import evaluate_command, scheduler_command, train_command  # noqa: E402
+
+recs_cli.add_command(train_command)
+recs_cli.add_command(evaluate_command)
+recs_cli.add_command(scheduler_command)

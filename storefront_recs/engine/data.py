@@ -1,0 +1,277 @@
+"""Events -> interaction arrays -> sparse user x item matrices, with saved id vocabularies.
+
+Events are streamed from the database in chunks (``yield_per``), turned into numpy arrays
+(ids interned through dicts, times as epoch seconds computed by the database), then weighted,
+decayed and deduplicated with vectorised numpy. ``scipy.sparse`` sums duplicate cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sqlalchemy import Engine, Float, cast, func, select
+from sqlalchemy.sql import ColumnElement
+
+from ..models import Event, Identity, Item
+
+CHUNK_ROWS = 100_000
+ANON_PREFIX = "anon:"
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    """How events become interaction strengths."""
+
+    weights: Mapping[str, float]
+    half_life_days: float = 90.0
+    dedup_seconds: float = 60.0
+    session_gap_seconds: float = 1800.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> MatrixConfig:
+        return cls(
+            weights=dict(config["RECS_EVENT_WEIGHTS"]),
+            half_life_days=float(config["RECS_HALF_LIFE_DAYS"]),
+            dedup_seconds=float(config["RECS_DEDUP_SECONDS"]),
+            session_gap_seconds=float(config["RECS_SESSION_GAP_SECONDS"]),
+        )
+
+
+@dataclass
+class Interactions:
+    """One row per kept event, as parallel arrays, plus the id vocabularies.
+
+    ``strength`` is type weight x quantity factor x time decay; ``raw`` is without decay.
+    """
+
+    user_ids: list[str]
+    item_ids: list[str]
+    users: np.ndarray
+    items: np.ndarray
+    strength: np.ndarray
+    raw: np.ndarray
+    ts: np.ndarray
+    types: np.ndarray
+    type_names: list[str]
+    catalog: list[dict[str, Any]] = field(default_factory=list)
+    events_read: int = 0
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def matrix(self, mask: np.ndarray | None = None, values: np.ndarray | None = None) -> sparse.csr_matrix:
+        """The users x items CSR matrix of summed strengths (optionally of a subset of rows)."""
+        data = self.strength if values is None else values
+        users, items = self.users, self.items
+        if mask is not None:
+            data, users, items = data[mask], users[mask], items[mask]
+        coo = sparse.coo_matrix(
+            (data.astype(np.float32), (users, items)), shape=(self.n_users, self.n_items)
+        )
+        csr = coo.tocsr()
+        csr.sum_duplicates()
+        return csr
+
+    def time_range(self) -> tuple[float | None, float | None]:
+        if not len(self.ts):
+            return None, None
+        return float(self.ts.min()), float(self.ts.max())
+
+
+def epoch_seconds(column: Any, dialect: str) -> ColumnElement[Any]:
+    """SQL for a naive-UTC DateTime column as float epoch seconds (no Python datetime parsing)."""
+    if dialect == "sqlite":
+        return (func.julianday(column) - 2440587.5) * DAY
+    return cast(func.extract("epoch", column), Float)
+
+
+def load_catalog(engine: Engine) -> list[dict[str, Any]]:
+    """Active catalogue items (the fields the content model reads), ordered by id."""
+    cols = (Item.id, Item.title, Item.description, Item.category, Item.attributes)
+    with engine.connect() as conn:
+        rows = conn.execute(select(*cols).where(Item.active.is_(True)).order_by(Item.id)).all()
+    return [
+        {"id": r.id, "title": r.title, "description": r.description, "category": r.category,
+         "attributes": r.attributes or {}}
+        for r in rows
+    ]
+
+
+def load_identities(engine: Engine) -> dict[str, str]:
+    """anonymous_id -> user_key for visitors who logged in (their history counts for the user)."""
+    with engine.connect() as conn:
+        return {a: u for a, u in conn.execute(select(Identity.anonymous_id, Identity.user_key))}
+
+
+def load_interactions(
+    engine: Engine,
+    cfg: MatrixConfig,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    on_progress: Callable[[int], None] | None = None,
+) -> Interactions:
+    """Read every weighted event in chunks and return deduplicated, decayed interactions."""
+    catalog = load_catalog(engine)
+    identities = load_identities(engine)
+    type_names = sorted(t for t, w in cfg.weights.items() if w > 0)
+    type_code = {t: i for i, t in enumerate(type_names)}
+    item_vocab: dict[str, int] = {item["id"]: i for i, item in enumerate(catalog)}
+    user_vocab: dict[str, int] = {}
+    parts: list[tuple[np.ndarray, ...]] = []
+    total = 0
+    if type_names:
+        stmt = (
+            select(
+                Event.user_key, Event.anonymous_id, Event.item_id, Event.type, Event.quantity,
+                epoch_seconds(Event.ts, engine.dialect.name),
+            )
+            .where(Event.item_id.is_not(None), Event.type.in_(type_names))
+            .order_by(Event.id)
+        )
+        with engine.connect() as conn:
+            result = conn.execution_options(yield_per=chunk_rows).execute(stmt)
+            for chunk in result.partitions(chunk_rows):
+                parts.append(_chunk_arrays(chunk, identities, user_vocab, item_vocab, type_code))
+                total += len(chunk)
+                if on_progress is not None:
+                    on_progress(len(chunk))
+    arrays = [np.concatenate(col) for col in zip(*parts, strict=True)] if parts else _empty()
+    users, items, types, qty, ts = arrays
+    weights = np.array([cfg.weights[t] for t in type_names], dtype=np.float32)
+    keep = (qty > 0) & dedup_mask(users, items, types, ts, cfg.dedup_seconds)
+    users, items, types, qty, ts = users[keep], items[keep], types[keep], qty[keep], ts[keep]
+    raw = weights[types] * (1.0 + np.log(qty.astype(np.float32)))
+    return Interactions(
+        user_ids=list(user_vocab),
+        item_ids=list(item_vocab),
+        users=users,
+        items=items,
+        strength=(raw * decay(ts, cfg.half_life_days)).astype(np.float32),
+        raw=raw.astype(np.float32),
+        ts=ts,
+        types=types,
+        type_names=type_names,
+        catalog=catalog,
+        events_read=total,
+    )
+
+
+def _empty() -> list[np.ndarray]:
+    return [np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int8),
+            np.zeros(0, np.int32), np.zeros(0, np.float64)]
+
+
+def _chunk_arrays(
+    chunk: Any,
+    identities: dict[str, str],
+    user_vocab: dict[str, int],
+    item_vocab: dict[str, int],
+    type_code: dict[str, int],
+) -> tuple[np.ndarray, ...]:
+    user_key, anon, item, kind, qty, ts = zip(*chunk, strict=True)
+    keys = [
+        u if u is not None else identities.get(a) or ANON_PREFIX + str(a)
+        for u, a in zip(user_key, anon, strict=True)
+    ]
+    user_get, item_get = user_vocab.setdefault, item_vocab.setdefault
+    return (
+        np.fromiter((user_get(k, len(user_vocab)) for k in keys), np.int32, len(keys)),
+        np.fromiter((item_get(i, len(item_vocab)) for i in item), np.int32, len(keys)),
+        np.fromiter((type_code[t] for t in kind), np.int8, len(keys)),
+        np.fromiter(qty, np.int32, len(keys)),
+        np.fromiter(ts, np.float64, len(keys)),
+    )
+
+
+def dedup_mask(
+    users: np.ndarray, items: np.ndarray, types: np.ndarray, ts: np.ndarray, window: float
+) -> np.ndarray:
+    """False for an event repeating the previous one (same visitor, item, type) within ``window`` s."""
+    keep = np.ones(len(users), dtype=bool)
+    if window <= 0 or len(users) < 2:
+        return keep
+    order = np.lexsort((ts, types, items, users))
+    u, i, t, s = users[order], items[order], types[order], ts[order]
+    repeat = (u[1:] == u[:-1]) & (i[1:] == i[:-1]) & (t[1:] == t[:-1]) & (s[1:] - s[:-1] < window)
+    keep[order[1:][repeat]] = False
+    return keep
+
+
+def decay(ts: np.ndarray, half_life_days: float, reference: float | None = None) -> np.ndarray:
+    """0.5 ** (age / half-life), age counted back from ``reference`` (default: the newest event)."""
+    if half_life_days <= 0 or not len(ts):
+        return np.ones(len(ts), dtype=np.float32)
+    ref = float(ts.max()) if reference is None else reference
+    age = np.maximum(ref - ts, 0.0)
+    return np.exp2(-age / (half_life_days * DAY)).astype(np.float32)
+
+
+def sessions(users: np.ndarray, ts: np.ndarray, gap: float) -> np.ndarray:
+    """A session number per event: a visitor's events split where they pause longer than ``gap``."""
+    if not len(users):
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((ts, users))
+    u, s = users[order], ts[order]
+    new = np.ones(len(u), dtype=bool)
+    new[1:] = (u[1:] != u[:-1]) | (s[1:] - s[:-1] > gap)
+    out = np.empty(len(u), dtype=np.int64)
+    out[order] = np.cumsum(new) - 1
+    return out
+
+
+def holdout_split(
+    inter: Interactions, fraction: float, min_items: int
+) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    """Time split: each user's latest ``fraction`` of distinct items (ceil) becomes the test set.
+
+    Users with fewer than ``min_items`` distinct items stay entirely in training. Returns
+    ``(train, test)`` matrices of the same shape; the test matrix holds 1 per held-out item.
+    """
+    n_items = max(inter.n_items, 1)
+    cell = inter.users.astype(np.int64) * n_items + inter.items
+    order = np.lexsort((inter.ts, cell))
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = cell[order][1:] != cell[order][:-1]
+    cells, last_ts = cell[order][last], inter.ts[order][last]
+    cell_user = cells // n_items
+    by_user = np.lexsort((-last_ts, cell_user))
+    cells, cell_user = cells[by_user], cell_user[by_user]
+    counts = np.bincount(cell_user, minlength=inter.n_users)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.arange(len(cells)) - starts[cell_user]
+    held = np.where(counts >= max(min_items, 2), np.ceil(counts * fraction), 0).astype(np.int64)
+    test_cells = cells[rank < held[cell_user]]
+    in_test = np.isin(cell, test_cells)
+    train = inter.matrix(mask=~in_test)
+    test = sparse.csr_matrix(
+        (np.ones(len(test_cells), np.float32), (test_cells // n_items, test_cells % n_items)),
+        shape=(inter.n_users, inter.n_items),
+    )
+    return train, test
+
+
+def describe(inter: Interactions) -> dict[str, Any]:
+    """Counts for the run record and the manifest."""
+    first, last = inter.time_range()
+    return {
+        "events_read": inter.events_read,
+        "interactions": len(inter.users),
+        "users": inter.n_users,
+        "items": inter.n_items,
+        "catalog_items": len(inter.catalog),
+        "first_event_ts": first,
+        "last_event_ts": last,
+        "density": len(inter.users) / (inter.n_users * inter.n_items)
+        if inter.n_users and inter.n_items
+        else 0.0,
+    }

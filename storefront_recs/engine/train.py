@@ -1,0 +1,289 @@
+"""The training pipeline: database -> matrix -> models -> evaluation -> bundle -> gate -> publish.
+
+``run_pipeline`` is the pure pipeline (no lease, no run record); ``train`` wraps it in the
+training lease and a ``recs_model_runs`` row, and never lets a failure touch the serving model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, insert, update
+
+from .. import leases
+from ..db import utcnow
+from ..models import ModelRun
+from .bundle import BundleParts, BundleStore, new_version, write_parts
+from .data import Interactions, MatrixConfig, describe, holdout_split, load_interactions
+from .evaluate import compare, evaluate_scorer, factor_scorer, holdout_users, popularity_scorer
+from .models import (
+    ALSParams,
+    fit_als,
+    fit_bought_together,
+    fit_content,
+    fit_itemitem,
+    fit_popularity,
+)
+from .report import TrainReport
+
+log = logging.getLogger(__name__)
+
+STAGES = ("load", "split", "als", "evaluate", "itemitem", "content", "popularity", "write", "publish")
+GATE_METRIC = "ndcg@10"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Every setting the pipeline reads, taken from the app config once per run."""
+
+    matrix: MatrixConfig
+    als: ALSParams
+    itemitem_k: int = 50
+    content_dims: int = 64
+    trending_days: float = 1.0
+    ann_mode: str = "auto"
+    ann_min_items: int = 200_000
+    ann_trees: int = 50
+    keep_bundles: int = 3
+    gate_margin: float = 0.1
+    min_interactions: int = 3
+    holdout: float = 0.2
+    eval_max_users: int = 5000
+    lease_timeout: float = 300.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
+        return cls(
+            matrix=MatrixConfig.from_config(config),
+            als=ALSParams.from_config(config),
+            itemitem_k=int(config["RECS_ITEMITEM_K"]),
+            content_dims=int(config["RECS_CONTENT_DIMS"]),
+            trending_days=float(config["RECS_TRENDING_DAYS"]),
+            ann_mode=str(config["RECS_ANN_MODE"]),
+            ann_min_items=int(config["RECS_ANN_MIN_ITEMS"]),
+            ann_trees=int(config["RECS_ANN_TREES"]),
+            keep_bundles=int(config["RECS_KEEP_BUNDLES"]),
+            gate_margin=float(config["RECS_QUALITY_GATE_MARGIN"]),
+            min_interactions=int(config["RECS_MIN_INTERACTIONS"]),
+            holdout=float(config["RECS_EVAL_HOLDOUT"]),
+            eval_max_users=int(config["RECS_EVAL_MAX_USERS"]),
+            lease_timeout=float(config["RECS_LEASE_TIMEOUT"]),
+        )
+
+    def resolved_ann_mode(self, n_items: int) -> str:
+        if self.ann_mode in ("exact", "annoy"):
+            return self.ann_mode
+        return "annoy" if n_items >= self.ann_min_items else "exact"
+
+
+class _Clock:
+    """Times named stages and reports each start to ``progress``."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    def stage(self, name: str) -> _Clock:
+        if self.progress is not None:
+            self.progress(name)
+        self._name, self._t0 = name, time.perf_counter()
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self._name] = round(time.perf_counter() - self._t0, 4)
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self._start, 4)
+
+
+def gate_reason(metrics: Mapping[str, float], serving: Mapping[str, Any] | None, margin: float) -> str | None:
+    """Why the quality gate refuses these metrics, or None when they may be published."""
+    if serving is None or margin < 0:
+        return None
+    old = (serving.get("metrics") or {}).get(GATE_METRIC)
+    new = metrics.get(GATE_METRIC)
+    if not old or new is None:
+        return None
+    floor = old * (1.0 - margin)
+    if new < floor:
+        return (f"quality gate: {GATE_METRIC} {new:.4f} is below {floor:.4f} (serving "
+                f"{serving.get('version')} has {old:.4f}, margin {margin:.0%})")
+    return None
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).replace(tzinfo=None).isoformat()
+
+
+def run_pipeline(
+    engine: Engine,
+    store: BundleStore,
+    settings: TrainSettings,
+    *,
+    publish: bool = True,
+    trigger: str = "manual",
+    progress: Progress | None = None,
+) -> TrainReport:
+    """Train every model, evaluate, and (with ``publish``) write and maybe publish a bundle."""
+    clock = _Clock(progress)
+    with clock.stage("load"):
+        inter = load_interactions(engine, settings.matrix)
+    counts = describe(inter)
+    if inter.n_items == 0:
+        raise ValueError("nothing to train on: no interaction events and no catalogue items")
+    with clock.stage("split"):
+        train_m, test_m = holdout_split(inter, settings.holdout, settings.min_interactions)
+        full_m = inter.matrix()
+    p = settings.als
+    with clock.stage("als"):
+        eval_model = fit_als(train_m, p)
+        model = fit_als(full_m, p, warm_start=eval_model, iterations=p.refit_iterations) \
+            if p.refit_iterations > 0 else eval_model
+    with clock.stage("evaluate"):
+        users = holdout_users(test_m, settings.eval_max_users, p.seed)
+        counts["test_users"] = len(users)
+        ours = evaluate_scorer(factor_scorer(eval_model.user_factors, eval_model.item_factors),
+                               train_m, test_m, users)
+        metrics = compare(ours, evaluate_scorer(popularity_scorer(train_m), train_m, test_m, users))
+    report = TrainReport(status="evaluated", metrics=metrics, counts=counts)
+    if not publish:
+        report.timings = {**clock.timings, "total": clock.total()}
+        return report
+    with clock.stage("itemitem"):
+        itemitem = fit_itemitem(full_m, settings.itemitem_k)
+    with clock.stage("content"):
+        content = fit_content(inter.catalog, settings.content_dims, p.seed)
+    with clock.stage("popularity"):
+        popularity = fit_popularity(inter, settings.trending_days)
+        together = fit_bought_together(inter, settings.matrix.session_gap_seconds)
+    version = new_version()
+    ann_mode = settings.resolved_ann_mode(inter.n_items)
+    staging = store.stage(version)
+    try:
+        with clock.stage("write"):
+            parts = BundleParts(inter.item_ids, inter.user_ids, model.user_factors, model.item_factors,
+                                itemitem.similarity, together, content, popularity)
+            write_parts(staging, parts, ann_mode=ann_mode, trees=settings.ann_trees, seed=p.seed)
+        with clock.stage("publish"):
+            serving = store.serving_manifest()
+            refusal = gate_reason(metrics, serving, settings.gate_margin) if len(users) else None
+            report.serving_version = None if serving is None else serving.get("version")
+            report.timings = {**clock.timings, "total": clock.total()}
+            manifest = _manifest(version, inter, counts, settings, metrics, report.timings, ann_mode, trigger)
+            if refusal is None:
+                store.publish(staging, manifest, activate=True)
+                store.prune(settings.keep_bundles)
+    except BaseException:
+        store.discard(staging)
+        raise
+    report.timings = {**clock.timings, "total": clock.total()}
+    report.version = version
+    if refusal is None:
+        report.status, report.published = "published", True
+        report.serving_version = version
+    else:
+        store.discard(staging)
+        report.status, report.message = "rejected", refusal
+    return report
+
+
+def _manifest(
+    version: str, inter: Interactions, counts: dict[str, Any], settings: TrainSettings,
+    metrics: dict[str, float], timings: dict[str, float], ann_mode: str, trigger: str,
+) -> dict[str, Any]:
+    first, last = inter.time_range()
+    return {
+        "version": version,
+        "created_at": utcnow().isoformat(),
+        "trigger": trigger,
+        "data_range": {"first_event": _iso(first), "last_event": _iso(last)},
+        "counts": counts,
+        "params": {
+            "als": asdict(settings.als),
+            "event_weights": dict(settings.matrix.weights),
+            "half_life_days": settings.matrix.half_life_days,
+            "dedup_seconds": settings.matrix.dedup_seconds,
+            "itemitem_k": settings.itemitem_k,
+            "content_dims": settings.content_dims,
+            "trending_days": settings.trending_days,
+            "holdout": settings.holdout,
+            "min_interactions": settings.min_interactions,
+        },
+        "metrics": metrics,
+        "timings": timings,
+        "ann_mode": ann_mode,
+        "libraries": _library_versions(),
+    }
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("implicit", "annoy", "scikit-learn", "numpy", "scipy")}
+
+
+# -- the guarded run ----------------------------------------------------------------------------
+def train(
+    engine: Engine,
+    store: BundleStore,
+    settings: TrainSettings,
+    *,
+    trigger: str = "manual",
+    progress: Progress | None = None,
+) -> TrainReport:
+    """One training run under the training lease, recorded in ``recs_model_runs``.
+
+    Returns a ``skipped`` report (and records nothing) when another run holds the lease; a
+    failure is recorded as ``failed`` with its error, and the serving bundle stays in place.
+    """
+    with leases.held(engine, leases.TRAINING_LEASE, settings.lease_timeout) as holder:
+        if holder is None:
+            return TrainReport(status="skipped", message="another training run holds the lease",
+                               serving_version=store.pointer())
+        run_id = _start_run(engine, trigger)
+        try:
+            report = run_pipeline(engine, store, settings, trigger=trigger, progress=progress)
+        except Exception as exc:
+            log.exception("storefront-recs: training run %s failed", run_id)
+            report = TrainReport(status="failed", message=f"{type(exc).__name__}: {exc}",
+                                 serving_version=store.pointer())
+        report.run_id = run_id
+        _finish_run(engine, run_id, report)
+        return report
+
+
+def _start_run(engine: Engine, trigger: str) -> int:
+    with engine.begin() as conn:
+        result = conn.execute(
+            insert(ModelRun).values(status="running", trigger=trigger[:32], started_at=utcnow())
+            .returning(ModelRun.id)
+        )
+        return int(result.scalar_one())
+
+
+def _finish_run(engine: Engine, run_id: int, report: TrainReport) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(ModelRun).where(ModelRun.id == run_id).values(
+                status=report.status, version=report.version, finished_at=utcnow(),
+                counts=_jsonable(report.counts), metrics=report.metrics or None,
+                timings=report.timings or None, message=report.message or None,
+            )
+        )
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any] | None:
+    if not data:
+        return None
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in data.items()}

@@ -1,0 +1,110 @@
+"""Events -> interaction matrix: weights, quantity, decay, dedup, identities, vocabularies, split."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from flask import Flask
+from sqlalchemy import insert
+
+from storefront_recs.engine.data import (
+    MatrixConfig,
+    dedup_mask,
+    holdout_split,
+    load_interactions,
+    sessions,
+)
+from storefront_recs.models import Event, Identity
+
+T0 = datetime(2026, 3, 1, 12, 0, 0)
+WEIGHTS = {"view": 1.0, "add_to_cart": 4.0, "purchase": 8.0, "page_view": 0.0}
+
+
+def event(user: str | None, item: str | None, kind: str = "view", at: datetime = T0, *,
+          anon: str | None = None, quantity: int = 1, event_id: str | None = None) -> dict[str, Any]:
+    return {"event_id": event_id or str(uuid.uuid4()), "line_no": 0, "type": kind, "user_key": user,
+            "anonymous_id": anon, "item_id": item, "quantity": quantity, "ts": at, "source": "import"}
+
+
+def store(app: Flask, rows: list[dict[str, Any]]) -> None:
+    with app.extensions["storefront_recs"].engine.begin() as conn:
+        conn.execute(insert(Event), rows)
+
+
+def cell(inter: Any, user: str, item: str) -> float:
+    m = inter.matrix()
+    return float(m[inter.user_ids.index(user), inter.item_ids.index(item)])
+
+
+def test_weights_quantity_decay_and_vocabularies(app: Flask) -> None:
+    day = timedelta(days=1)
+    store(app, [
+        event("u1", "a", "view", T0),
+        event("u1", "a", "purchase", T0 + day, quantity=3),
+        event("u1", "b", "page_view", T0),            # weight 0: not an interaction
+        event(None, "b", "add_to_cart", T0 - 9 * day, anon="visitor-1"),
+        event("u2", None, "view", T0),                 # no item: ignored
+        event("u2", "c", "view", T0 + day),            # newest event: no decay
+    ])
+    cfg = MatrixConfig(weights=WEIGHTS, half_life_days=10.0, dedup_seconds=0)
+    inter = load_interactions(app.extensions["storefront_recs"].engine, cfg)
+    assert inter.user_ids == ["u1", "anon:visitor-1", "u2"]
+    assert sorted(inter.item_ids) == ["a", "b", "c"]
+    # view one day before the newest event decays by 0.5 ** (1/10); the purchase of 3 does not decay
+    expected_a = 1.0 * 0.5 ** 0.1 + 8.0 * (1 + np.log(3))
+    assert cell(inter, "u1", "a") == pytest.approx(expected_a, rel=1e-4)
+    assert cell(inter, "anon:visitor-1", "b") == pytest.approx(4.0 * 0.5, rel=1e-4)
+    assert cell(inter, "u2", "c") == pytest.approx(1.0)
+    assert inter.events_read == 4
+
+
+def test_linked_anonymous_history_counts_for_the_user(sqlite_app: Flask) -> None:
+    engine = sqlite_app.extensions["storefront_recs"].engine
+    with engine.begin() as conn:
+        conn.execute(insert(Identity).values(anonymous_id="visitor-2", user_key="u9", linked_at=T0))
+    store(sqlite_app, [event(None, "a", anon="visitor-2"), event("u9", "b")])
+    inter = load_interactions(engine, MatrixConfig(weights=WEIGHTS))
+    assert inter.user_ids == ["u9"]
+    assert inter.matrix().nnz == 2
+
+
+def test_catalogue_items_are_in_the_vocabulary_without_events(sqlite_app: Flask) -> None:
+    recs = sqlite_app.extensions["storefront_recs"].recs
+    with sqlite_app.app_context():
+        recs.catalog.upsert([{"id": "new-1", "title": "t"}, {"id": "a", "title": "t"}])
+    store(sqlite_app, [event("u1", "a"), event("u1", "gone")])
+    inter = load_interactions(sqlite_app.extensions["storefront_recs"].engine, MatrixConfig(weights=WEIGHTS))
+    assert inter.item_ids == ["a", "new-1", "gone"]
+    assert inter.matrix().shape == (1, 3)
+
+
+def test_repeats_within_the_window_count_once() -> None:
+    users = np.array([0, 0, 0, 0, 1], np.int32)
+    items = np.array([5, 5, 5, 5, 5], np.int32)
+    types = np.array([0, 0, 0, 1, 0], np.int8)
+    ts = np.array([100.0, 110.0, 500.0, 105.0, 101.0])
+    keep = dedup_mask(users, items, types, ts, window=60)
+    assert keep.tolist() == [True, False, True, True, True]
+
+
+def test_sessions_split_on_gaps_per_visitor() -> None:
+    users = np.array([0, 0, 0, 1], np.int32)
+    ts = np.array([0.0, 100.0, 5000.0, 50.0])
+    s = sessions(users, ts, gap=1800)
+    assert s[0] == s[1] and s[2] != s[1] and s[3] not in (s[0], s[2])
+
+
+def test_holdout_takes_each_users_latest_items(sqlite_app: Flask) -> None:
+    hour = timedelta(hours=1)
+    store(sqlite_app, [event("u1", f"i{k}", at=T0 + k * hour) for k in range(5)]
+          + [event("u2", "i0"), event("u2", "i1", at=T0 + hour)])
+    inter = load_interactions(sqlite_app.extensions["storefront_recs"].engine, MatrixConfig(weights=WEIGHTS))
+    train, test = holdout_split(inter, fraction=0.2, min_items=3)
+    u1, u2 = inter.user_ids.index("u1"), inter.user_ids.index("u2")
+    assert [inter.item_ids[i] for i in test[u1].indices] == ["i4"]
+    assert test[u2].nnz == 0 and train[u2].nnz == 2  # too few items to hold any out
+    assert train[u1].nnz == 4
