@@ -123,3 +123,7 @@ from .engine.cli import evaluate_command, scheduler_command, train_command  # no
 recs_cli.add_command(train_command)
 recs_cli.add_command(evaluate_command)
 recs_cli.add_command(scheduler_command)
+
+from .privacy.cli import register_privacy_commands  # noqa: E402
+
+register_privacy_commands(recs_cli)

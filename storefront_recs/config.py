@@ -72,6 +72,15 @@ SETTINGS: dict[str, Setting] = {
     ),
     "RECS_CONSENT_COOKIE": Setting("recs_consent", "Name of the consent cookie ('1' = given)."),
     "RECS_RETENTION_DAYS": Setting(760, "Delete events older than this many days."),
+    "RECS_RETENTION_DAYS_BY_TYPE": Setting(
+        {}, "Per-event-type retention in days, overriding RECS_RETENTION_DAYS (e.g. {'impression': 90})."
+    ),
+    "RECS_RETENTION_BATCH_SIZE": Setting(
+        5000, "Rows deleted per transaction by the retention job (short locks on a busy table)."
+    ),
+    "RECS_SUPPRESS_ERASED_USERS": Setting(
+        True, "forget_user also adds the person to a suppression list: their future events are not stored."
+    ),
     # training
     "RECS_EVENT_WEIGHTS": Setting(
         DEFAULT_EVENT_WEIGHTS, "Interaction weight per event type (0 = not an interaction)."

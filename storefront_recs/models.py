@@ -133,3 +133,29 @@ class Lease(Base):
 
 
 metadata = Base.metadata
+
+
+class Erasure(Base):
+    """A proof that a person was erased, and the signal serving masks their factors by.
+
+    ``subject`` is a keyed fingerprint of the erased user key (see ``privacy.keys``), never the
+    user id or the user key itself; ``counts`` are the rows deleted per kind of data.
+    """
+
+    __tablename__ = "recs_erasures"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(KEY_LENGTH), nullable=False, index=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    suppressed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+
+class Suppression(Base):
+    """A user key or anonymous id (as a keyed fingerprint) whose future events are not stored."""
+
+    __tablename__ = "recs_suppressions"
+
+    fingerprint: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(KEY_LENGTH), nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)

@@ -15,6 +15,7 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy import Engine
 
 from ..importing import ImportReport, counting_lines, require_columns
 from ..models import ITEM_ID_LENGTH
+from ..privacy.suppression import Suppressions
 from .ingest import store_rows
 from .schemas import EVENT_ID_PATTERN, EVENT_TYPES, MAX_QUANTITY, parse_timestamp
 
@@ -34,11 +36,32 @@ class RowError(ValueError):
     pass
 
 
+class SuppressedRow(RowError):
+    """The row's user was erased and is on the suppression list."""
+
+
+@dataclass
+class EventImportReport(ImportReport):
+    """An import report that also counts rows skipped for erased (suppressed) users."""
+
+    suppressed: int = 0
+
+    def summary(self) -> str:
+        text = super().summary()
+        return f"{text}, skipped {self.suppressed} of erased users" if self.suppressed else text
+
+
 class EventRowParser:
     """Turns CSV rows into event table rows, deriving stable event ids."""
 
-    def __init__(self, user_key: Callable[[str], str], max_future: timedelta) -> None:
+    def __init__(
+        self,
+        user_key: Callable[[str], str],
+        max_future: timedelta,
+        suppressed: Callable[[str], bool] = lambda _: False,
+    ) -> None:
         self._user_key = user_key
+        self._suppressed = suppressed
         self._user_keys: dict[str, str] = {}
         self._occurrences: Counter[str] = Counter()
         self._latest = datetime.now(UTC).replace(tzinfo=None) + max_future
@@ -74,6 +97,8 @@ class EventRowParser:
         user_key = self._user_keys.get(user_id)
         if user_key is None:
             user_key = self._user_keys[user_id] = self._user_key(user_id)
+        if self._suppressed(user_key):
+            raise SuppressedRow("user was erased and is suppressed")
         return {
             "event_id": event_id,
             "line_no": 0,
@@ -121,9 +146,24 @@ def import_events(
     max_future: timedelta,
     batch_size: int = 5000,
     on_progress: Callable[[int], None] = lambda _: None,
-) -> ImportReport:
-    report = ImportReport()
-    parser = EventRowParser(user_key, max_future)
+    suppressions: Suppressions | None = None,
+) -> EventImportReport:
+    """Import a CSV file of events; rows of suppressed (erased) users are skipped and counted.
+
+    ``suppressions`` defaults to the current app's list (the list is read once, at the start).
+    """
+    report = EventImportReport()
+    suppressions = suppressions or Suppressions.for_current_app()
+    blocked: set[str] = set()
+    if suppressions is not None:
+        with engine.connect() as conn:
+            blocked = suppressions.fingerprints(conn)
+    checker = suppressions
+    parser = EventRowParser(
+        user_key,
+        max_future,
+        (lambda key: checker.user_is_suppressed(blocked, key)) if checker is not None and blocked else (lambda _: False),
+    )
     with open(path, encoding="utf-8-sig", newline="") as handle:
         require_columns(path, handle, REQUIRED_COLUMNS)
         reader = csv.DictReader(counting_lines(handle, on_progress))
@@ -143,6 +183,9 @@ def import_events(
                 continue
             try:
                 batch.append(parser.parse(record))
+            except SuppressedRow:
+                report.suppressed += 1
+                continue
             except RowError as exc:
                 report.bad(reader.line_num, str(exc))
                 continue

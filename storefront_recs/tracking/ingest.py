@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 
 from ..db import insert_ignoring_conflicts, utcnow
 from ..models import Event
+from ..privacy.suppression import Suppressions
 from .identity import Visitor
 from .schemas import EventSchema, flatten_errors
 
@@ -112,12 +113,19 @@ def store_events(
     visitor: Visitor,
     source: str,
     use_client_ts: bool = False,
+    suppressions: Suppressions | None = None,
 ) -> tuple[int, int]:
     """Store validated events for one visitor; returns ``(accepted, duplicates)``.
 
     The server's receive time is the event time unless ``use_client_ts`` (trusted server-side
-    callers and imports only).
+    callers and imports only). Nothing is stored for a visitor on the suppression list (erased
+    users): their events count as duplicates, so that no client sends them again.
+    ``suppressions`` defaults to the current app's list.
     """
+    events = list(events)
+    suppressions = suppressions or Suppressions.for_current_app()
+    if suppressions is not None and suppressions.enforce(conn, visitor):
+        return 0, len(events)
     now = utcnow()
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()

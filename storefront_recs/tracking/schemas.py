@@ -5,9 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
 
 from ..models import EVENT_ID_LENGTH, ITEM_ID_LENGTH
+from ..privacy.sanitize import sanitize_context
 
 EVENT_TYPES = (
     "page_view",
@@ -75,6 +84,11 @@ class ContextSchema(Schema):
     position = fields.Integer(validate=validate.Range(min=0, max=1000))
     campaign = _text(128)
     variant = _text(64)
+
+    @post_load
+    def minimise(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """Keep nothing identifying: page path only, referrer origin only, emails/IPs masked."""
+        return sanitize_context(data)
 
 
 class LineItemSchema(Schema):

@@ -1,0 +1,56 @@
+"""Privacy controls: erasure, access (export), suppression, sanitising of what is stored.
+
+The pieces other modules plug into are imported from here:
+
+- ``register_data_kind`` / ``DataKind``: add a kind of personal data to erasure and export;
+- ``erased_fingerprints`` / ``ErasureMask`` / ``add_erasure_listener``: how serving masks an
+  erased user's factors until the next training run;
+- ``Suppressions``: the list of erased people whose future events are not stored.
+
+``PrivacyAPI`` (the ``Recs`` mixin) is imported lazily: the ingest path imports this package
+while ``core`` is still being imported, and ``PrivacyAPI`` needs ``core``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .erasure import (
+    ErasureMask,
+    ErasureReceipt,
+    add_erasure_listener,
+    erased_fingerprints,
+    remove_erasure_listener,
+)
+from .keys import anonymous_fingerprint, user_fingerprint
+from .kinds import DataKind, ErasureSubject, data_kinds, register_data_kind, unregister_data_kind
+from .suppression import Suppressions
+
+if TYPE_CHECKING:
+    from .api import PrivacyAPI as PrivacyAPI
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PrivacyAPI":
+        from .api import PrivacyAPI
+
+        return PrivacyAPI
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "DataKind",
+    "ErasureMask",
+    "ErasureReceipt",
+    "ErasureSubject",
+    "PrivacyAPI",
+    "Suppressions",
+    "add_erasure_listener",
+    "anonymous_fingerprint",
+    "data_kinds",
+    "erased_fingerprints",
+    "register_data_kind",
+    "remove_erasure_listener",
+    "unregister_data_kind",
+    "user_fingerprint",
+]

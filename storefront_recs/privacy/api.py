@@ -1,0 +1,56 @@
+"""``recs.forget_user()``, ``recs.export_user()``, ``recs.purge_expired_events()``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..core import RecsCore, RecsState
+from ..db import utcnow
+from ..retention import PurgeReport, purge_expired_events, retention_settings
+from ..tracking.identity import hash_user_id
+from . import erasure
+from . import export as exporting
+from .keys import user_fingerprint
+from .suppression import Suppressions
+
+
+def stored_keys(state: RecsState, user_id: Any) -> list[str]:
+    """Every form a user id may be stored in: the current one first, then the other (data kept
+    while ``RECS_HASH_USER_IDS`` had the other value is erased and exported too)."""
+    current = state.user_key(user_id)
+    other = hash_user_id(state.secret, str(user_id), not state.config["RECS_HASH_USER_IDS"])
+    return [current] if other == current else [current, other]
+
+
+class PrivacyAPI(RecsCore):
+    """Privacy methods of ``Recs``."""
+
+    def forget_user(self, user_id: Any, *, suppress: bool | None = None) -> erasure.ErasureReceipt:
+        """Erase everything stored about a user, at once; returns the receipt.
+
+        Deletes their events, identity links, the events of the anonymous ids linked to them
+        and every other registered kind of data, in one transaction. ``suppress`` (default:
+        ``RECS_SUPPRESS_ERASED_USERS``) also stops their future events from being stored.
+        """
+        with self._context() as state:
+            if suppress is None:
+                suppress = bool(state.config["RECS_SUPPRESS_ERASED_USERS"])
+            return erasure.erase(state.checked_engine(), state.secret, stored_keys(state, user_id), suppress=suppress)
+
+    def export_user(self, user_id: Any) -> dict[str, Any]:
+        """Everything stored about a user, as JSON-ready data."""
+        with self._context() as state:
+            return exporting.export(state.checked_engine(), state.secret, stored_keys(state, user_id))
+
+    def unsuppress_user(self, user_id: Any) -> int:
+        """Let a forgotten user be tracked again (they came back and agreed); returns entries removed."""
+        with self._context() as state, state.checked_engine().begin() as conn:
+            return Suppressions(state.secret).lift(conn, user_fingerprint(state.secret, state.user_key(user_id)))
+
+    def purge_expired_events(self, *, now: datetime | None = None, dry_run: bool = False) -> PurgeReport:
+        """Apply ``RECS_RETENTION_DAYS`` (and per-type overrides); what the scheduler runs."""
+        with self._context() as state:
+            return purge_expired_events(
+                state.checked_engine(), now or utcnow(), dry_run=dry_run, **retention_settings(state.config)
+            )
