@@ -9,6 +9,9 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/pip install -q -e '.[dev]'
 .venv/bin/ruff check .
 .venv/bin/mypy
+# The snippet: node unit tests, then a fresh build that must fit the size budget and equal the
+# committed storefront_recs/static/storefront_recs/recs.min.js.
+(cd js-snippet && npm ci --no-audit --no-fund --loglevel=error && npm test && npm run --silent check)
 if [ -z "${RECS_TEST_POSTGRES_URL:-}" ]; then
   source scripts/pg_temp.sh
 fi

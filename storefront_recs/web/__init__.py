@@ -6,6 +6,7 @@ from flask import Blueprint
 
 from .api import register_api
 from .errors import register_error_handlers
+from .snippet import register_snippet
 
 
 def create_blueprint() -> Blueprint:
@@ -18,4 +19,5 @@ def create_blueprint() -> Blueprint:
     )
     register_error_handlers(bp)
     register_api(bp)
+    register_snippet(bp)
     return bp

@@ -1,0 +1,54 @@
+"""``POST /api/v1/consent``: the visitor gives or withdraws consent to tracking.
+
+The snippet calls it from ``recs('consent', true|false)``. The server owns both cookies: the
+consent cookie (read by ``tracking.identity.tracking_refused``) and, on withdrawal, the HttpOnly
+anonymous-id cookie, which JavaScript cannot clear.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from .api import read_limited_body
+from .errors import json_error
+
+
+def register_consent(bp: Blueprint) -> None:
+    @bp.post("/api/v1/consent")
+    def post_consent() -> Any:
+        """Set the consent cookie from ``{"consent": true|false}``; false forgets the anonymous id."""
+        if request.headers.get("Sec-Fetch-Site") == "cross-site":
+            return json_error(403, "consent can only be changed from the shop's own pages")
+        body = read_limited_body(1024)
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict) or not isinstance(payload.get("consent"), bool):
+            return json_error(400, 'body must be {"consent": true} or {"consent": false}')
+        given: bool = payload["consent"]
+        config = current_app.config
+        secure = config["RECS_COOKIE_SECURE"]
+        secure = request.is_secure if secure is None else bool(secure)
+        response = jsonify({"consent": given})
+        response.set_cookie(
+            config["RECS_CONSENT_COOKIE"],
+            "1" if given else "0",
+            max_age=config["RECS_COOKIE_MAX_AGE"],
+            samesite="Lax",
+            secure=secure,
+            domain=config["RECS_COOKIE_DOMAIN"],
+        )
+        if not given:
+            g.pop("recs_set_cookie", None)
+            response.delete_cookie(
+                config["RECS_COOKIE_NAME"],
+                domain=config["RECS_COOKIE_DOMAIN"],
+                secure=secure,
+                httponly=True,
+                samesite="Lax",
+            )
+        return response

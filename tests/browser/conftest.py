@@ -1,0 +1,219 @@
+"""Browser tests: Debian's Chromium, driven by Playwright, against the example shop served over
+real HTTP by werkzeug on 127.0.0.1 (an ephemeral port), one browser for the whole session."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_app
+from flask import Flask, g, render_template_string
+from markupsafe import Markup
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from storefront_recs.models import Event
+from storefront_recs.web.snippet import recs_snippet
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+EVENTS_PATH = "/recs/api/v1/events"
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+{{ recs_snippet() }}
+<script>recs('track', 'search', {context: {query: 'queued before load'}})</script>
+<link rel="stylesheet" href="{{ url_for('storefront_recs.static', filename='storefront_recs/recs.css') }}">
+<style>
+ body { font: 16px/1.4 system-ui, sans-serif; margin: 0 auto; max-width: 60rem; padding: 1.5rem; color: #222; }
+ .product { display: flex; gap: 2rem; margin-bottom: 2rem; } .product img { width: 16rem; border-radius: .5rem; }
+ button { font: inherit; padding: .5rem 1.25rem; background: #1a5fb4; color: #fff; border: 0; border-radius: .25rem; }
+ .spacer { height: 2500px; }
+</style>
+{% if jsonld %}<script type="application/ld+json">{{ jsonld|tojson }}</script>{% endif %}
+</head><body>
+<header><a href="/">Tiny Shop</a></header>
+{{ body|safe }}
+{{ recs_snippet() }}{# written once per page: this second call writes nothing #}
+{# The same tags again, as a layout that pastes them twice would: they must do no harm. #}
+{{ recs_snippet_copy() }}
+</body></html>"""
+
+
+def snippet_copy() -> Markup:
+    """What recs_snippet() wrote, bypassing its once-per-page guard."""
+    written = g.pop("recs_snippet_written")
+    try:
+        return recs_snippet()
+    finally:
+        g.recs_snippet_written = written
+
+
+def add_shop_pages(app: Flask) -> None:
+    """The shop's own pages: product pages (JSON-LD or attribute), a page with widgets."""
+    app.jinja_env.globals["recs_snippet_copy"] = snippet_copy
+
+    @app.get("/p/<item_id>")
+    def product(item_id: str) -> str:
+        body = render_template_string(
+            """<main class="product"><div><h1>{{ item_id }}</h1>
+            <label>Quantity <input id="qty" type="number" value="2" min="1"></label>
+            <button id="add">Add to cart</button></div></main>
+            <script>document.getElementById('add').addEventListener('click', function () {
+              recs('track', 'add_to_cart', {item_id: {{ item_id|tojson }}, quantity: +document.getElementById('qty').value})
+            })</script>""",
+            item_id=item_id,
+        )
+        jsonld = {"@context": "https://schema.org", "@graph": [
+            {"@type": "BreadcrumbList", "itemListElement": []},
+            {"@type": "Product", "sku": item_id, "name": f"Product {item_id}"},
+        ]}
+        return render_template_string(PAGE, title=item_id, body=body, jsonld=jsonld)
+
+    @app.get("/a/<item_id>")
+    def product_by_attribute(item_id: str) -> str:
+        body = render_template_string('<main data-recs-item-id="{{ i }}"><h1>{{ i }}</h1></main>', i=item_id)
+        return render_template_string(PAGE, title=item_id, body=body)
+
+    @app.get("/picks")
+    def picks() -> str:
+        """A widget the shop marked up itself (data-recs-item, data-recs-token), below the fold."""
+        body = """<h1>Our picks</h1><div class="spacer"></div>
+        <section data-recs-widget="trending" id="home-picks"><ul class="recs-list" data-recs-list>
+        <li data-recs-item="sku-a" data-recs-token="tok-a" data-recs-position="0"><a href="/p/sku-a">A</a></li>
+        <li data-recs-item="sku-b" data-recs-token="tok-b" data-recs-position="1"><a href="/p/sku-b">B</a></li>
+        </ul></section><div class="spacer"></div>
+        <section data-recs-widget="trending" id="far-picks"><ul class="recs-list" data-recs-list>
+        <li data-recs-item="sku-far" data-recs-token="tok-far" data-recs-position="0"><a href="/p/sku-far">Far</a></li>
+        </ul></section>"""
+        return render_template_string(PAGE, title="Picks", body=body)
+
+    @app.get("/about")
+    def about() -> str:
+        return render_template_string(PAGE, title="About", body="<h1>About us</h1>")
+
+    @app.get("/sentinel")
+    def sentinel() -> str:
+        return "ok"
+
+
+class LiveShop:
+    """The app behind a real WSGI server; ``failing`` makes the event endpoint answer 503."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.failing = False
+        self.failed_posts = 0
+        self.requests: list[str] = []
+        self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        self.requests.append(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}")
+        if self.failing and environ["PATH_INFO"] == EVENTS_PATH:
+            self.failed_posts += 1
+            start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+            return [json.dumps({"error": "down for this test"}).encode()]
+        return self.app(environ, start_response)
+
+    def events(self, type: str | None = None) -> list[Event]:
+        query = select(Event).order_by(Event.id)
+        if type:
+            query = query.where(Event.type == type)
+        with self.app.extensions["storefront_recs"].engine.connect() as conn:
+            return list(conn.execute(query).all())  # type: ignore[arg-type]
+
+    def event_posts(self) -> int:
+        return self.requests.count(f"POST {EVENTS_PATH}")
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join()
+        self.app.extensions["storefront_recs"].engine.dispose()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 15, what: str = "condition") -> Any:
+    """Poll until ``condition()`` is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Any) -> Iterator[Any]:
+    browser = playwright_instance.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def shop_factory(tmp_path: Path) -> Iterator[Callable[..., LiveShop]]:
+    """Start the example shop (SQLite, its own database) with the given RECS_* settings."""
+    shops: list[LiveShop] = []
+
+    def start(**config: Any) -> LiveShop:
+        folder = tmp_path / f"shop{len(shops)}"
+        folder.mkdir()
+        app = make_app(f"sqlite:///{folder / 'recs.sqlite3'}", folder, **config)
+        add_shop_pages(app)
+        shops.append(LiveShop(app))
+        return shops[-1]
+
+    yield start
+    for shop in shops:
+        shop.stop()
+
+
+@pytest.fixture
+def shop(shop_factory: Callable[..., LiveShop]) -> LiveShop:
+    return shop_factory()
+
+
+def watch_requests(page: Any, shop: LiveShop, foreign: list[str]) -> None:
+    """Collect every request that does not go to the shop itself (there must be none)."""
+    page.on("request", lambda r: None if r.url.startswith(shop.url) else foreign.append(r.url))
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context: Any, shop: LiveShop) -> Iterator[Any]:
+    """A page of a fresh browser context; fails the test if it ever talks to another host."""
+    page = context.new_page()
+    foreign: list[str] = []
+    watch_requests(page, shop, foreign)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("dialog", lambda dialog: (errors.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+    yield page
+    assert foreign == [], "requests to other hosts"
+    assert errors == [], "script errors or dialogs on the page"
