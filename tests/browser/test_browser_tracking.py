@@ -26,7 +26,7 @@ def test_a_product_view_is_recorded_exactly_once(shop: LiveShop, page: Any) -> N
 
     views = shop.events("view")
     assert [e.item_id for e in views] == ["sku-1", "sku-2"]
-    assert views[0].context["page"] == f"{shop.url}/p/sku-1"
+    assert views[0].context["page"].endswith("/p/sku-1")  # the server may keep only the path
     assert views[0].anonymous_id and views[0].anonymous_id == views[1].anonymous_id
     # per page: a page_view, the search queued before the script loaded, and the view if any
     assert [e.type for e in shop.events("page_view") + shop.events("search")] == ["page_view"] * 3 + ["search"] * 3
@@ -55,8 +55,8 @@ def test_impression_and_click_carry_the_recommendation_token(shop: LiveShop, pag
 
     by_item = {e.item_id: e.context for e in shop.events("impression")}
     assert impressions[0].item_id in {"sku-a", "sku-b"}
-    assert by_item["sku-a"] == {"page": f"{shop.url}/picks", "widget": "trending", "slot": "home-picks",
-                                "token": "tok-a", "position": 0}
+    assert by_item["sku-a"].pop("page").endswith("/picks")
+    assert by_item["sku-a"] == {"widget": "trending", "slot": "home-picks", "token": "tok-a", "position": 0}
     assert "sku-far" not in by_item  # never scrolled into view
     assert [(c.item_id, c.context["token"], c.context["position"]) for c in clicks] == [("sku-a", "tok-a", 0)]
 
