@@ -144,6 +144,10 @@ def test_serving_can_mask_erased_users_in_every_worker(app: Flask, recs: Recs) -
     mask = ErasureMask(state.secret, since=model_data_read_at)  # any other worker: from the table
     mask.refresh(state.engine)
     assert mask.is_erased(key_of(app, "alice")) and not mask.is_erased(key_of(app, "bob"))
+    assert key_of(app, "alice") in mask and key_of(app, "bob") not in mask
+    marked = ErasureMask(state.secret)
+    marked.mark(key_of(app, "bob"))  # what a listener does in the erasing worker
+    assert key_of(app, "bob") in marked and len(marked) == 1
     assert erased_fingerprints(state.engine) == {receipt["user"]}
     # A model trained after the erasure never saw her: nothing to mask.
     assert erased_fingerprints(state.engine, since=utcnow() + timedelta(seconds=1)) == set()

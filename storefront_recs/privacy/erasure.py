@@ -11,6 +11,7 @@ worker through ``erased_fingerprints`` / ``ErasureMask`` over ``recs_erasures``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypedDict, cast
@@ -118,21 +119,31 @@ def erasure_records(conn: Connection, subject: str) -> list[dict[str, object]]:
 
 
 class ErasureMask:
-    """The set serving checks before using a user's factors.
+    """The set serving checks before using a user's factors: ``user_key in mask``.
 
-    ``refresh(engine)`` reloads from ``recs_erasures`` (cheap, indexed; call it on a timer and
-    whenever the model changes); ``mark(user_key)`` masks at once from an erasure listener.
+    ``refresh(engine)`` reloads from ``recs_erasures`` (cheap, indexed); ``maybe_refresh`` does
+    so at most every ``every`` seconds (call it per request); ``mark(user_key)`` masks at once
+    from an erasure listener. ``since``: when the serving model's training read its events.
     """
 
     def __init__(self, secret: bytes, since: datetime | None = None) -> None:
         self.secret = secret
         self.since = since
         self._fingerprints: set[str] = set()
+        self._loaded_at: float | None = None
 
     def refresh(self, engine: Engine | Connection, since: datetime | None = None) -> None:
         if since is not None:
             self.since = since
         self._fingerprints = erased_fingerprints(engine, self.since)
+        self._loaded_at = time.monotonic()
+
+    def maybe_refresh(self, engine: Engine | Connection, every: float = 1.0) -> None:
+        if self._loaded_at is None or time.monotonic() - self._loaded_at >= every:
+            self.refresh(engine)
+
+    def __contains__(self, user_key: object) -> bool:
+        return isinstance(user_key, str) and self.is_erased(user_key)
 
     def mark(self, user_key: str) -> None:
         self._fingerprints = self._fingerprints | {user_fingerprint(self.secret, user_key)}

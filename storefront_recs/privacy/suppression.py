@@ -8,7 +8,8 @@ Every ingest path checks it: ``store_events`` (HTTP and ``recs.track``) through 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
@@ -68,8 +69,17 @@ class Suppressions:
         """Every suppressed fingerprint (the list is small: one or a few per erased person)."""
         return set(conn.scalars(select(table.c.fingerprint)))
 
-    def user_is_suppressed(self, blocked: set[str], user_key: str) -> bool:
-        return user_fingerprint(self.secret, user_key) in blocked
+    def user_checker(self, conn: Connection) -> Callable[[str], bool]:
+        """A fast check of user keys against the list as it is now (for bulk imports)."""
+        blocked = self.fingerprints(conn)
+        if not blocked:
+            return lambda _: False
+
+        @functools.lru_cache(maxsize=65536)
+        def is_suppressed(user_key: str) -> bool:
+            return user_fingerprint(self.secret, user_key) in blocked
+
+        return is_suppressed
 
     def enforce(self, conn: Connection, visitor: Visitor) -> bool:
         """True when the visitor is suppressed and nothing may be stored for them.

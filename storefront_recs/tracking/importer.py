@@ -154,16 +154,11 @@ def import_events(
     """
     report = EventImportReport()
     suppressions = suppressions or Suppressions.for_current_app()
-    blocked: set[str] = set()
+    suppressed: Callable[[str], bool] = lambda _: False  # noqa: E731
     if suppressions is not None:
         with engine.connect() as conn:
-            blocked = suppressions.fingerprints(conn)
-    checker = suppressions
-    parser = EventRowParser(
-        user_key,
-        max_future,
-        (lambda key: checker.user_is_suppressed(blocked, key)) if checker is not None and blocked else (lambda _: False),
-    )
+            suppressed = suppressions.user_checker(conn)
+    parser = EventRowParser(user_key, max_future, suppressed)
     with open(path, encoding="utf-8-sig", newline="") as handle:
         require_columns(path, handle, REQUIRED_COLUMNS)
         reader = csv.DictReader(counting_lines(handle, on_progress))
