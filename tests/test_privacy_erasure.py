@@ -219,3 +219,20 @@ def test_cli_forget_user_prints_the_receipt_as_json(app: Flask, recs: Recs) -> N
     receipt = json.loads(result.output)
     assert receipt["deleted"]["events"] == 1 and receipt["suppressed"] is False
     assert set(receipt) == {"user", "deleted", "suppressed", "erased_at"}
+
+
+def test_forget_anonymous_erases_one_browsers_history_only(app: Flask, recs: Recs) -> None:
+    shop = seed(app, recs)
+    receipt = recs.forget_anonymous(shop.stranger_browser)
+    assert receipt["deleted"] == {"events": 0, "anonymous_events": 1, "detached_events": 0, "identities": 0}
+    assert rows_mentioning(app, [shop.stranger_browser]) == []
+
+    # Alice's browser: its anonymous events and link go; her account's events stay, without the id.
+    alice_events = count(app, Event.user_key == shop.alice_key)
+    receipt = recs.forget_anonymous(shop.alice_browser, suppress=True)
+    assert receipt["deleted"] == {"events": 0, "anonymous_events": 1, "detached_events": 4, "identities": 1}
+    assert rows_mentioning(app, [shop.alice_browser]) == []
+    assert count(app, Event.user_key == shop.alice_key) == alice_events
+    browser = app.test_client()
+    browser.set_cookie("recs_aid", shop.alice_browser)
+    assert post(browser, "view", "sku-1")["accepted"] == 0  # suppressed

@@ -38,6 +38,12 @@ class PrivacyAPI(RecsCore):
                 suppress = bool(state.config["RECS_SUPPRESS_ERASED_USERS"])
             return erasure.erase(state.checked_engine(), state.secret, stored_keys(state, user_id), suppress=suppress)
 
+    def forget_anonymous(self, anonymous_id: str, *, suppress: bool = False) -> erasure.ErasureReceipt:
+        """Erase one browser's anonymous history (its anonymous-id cookie value), e.g. when its
+        visitor withdraws consent; ``suppress`` stops storing events for that id again."""
+        with self._context() as state:
+            return erasure.erase_anonymous(state.checked_engine(), state.secret, anonymous_id, suppress=suppress)
+
     def export_user(self, user_id: Any) -> dict[str, Any]:
         """Everything stored about a user, as JSON-ready data."""
         with self._context() as state:

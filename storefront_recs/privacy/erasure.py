@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, Table, insert, select, update
 
 from ..db import utcnow
 from ..models import Erasure
-from .keys import user_fingerprint
+from .keys import anonymous_fingerprint, user_fingerprint
 from .kinds import DataKind, ErasureSubject, data_kinds, resolve_subject
 from .suppression import Suppressions
 
@@ -64,17 +64,43 @@ def erase(
     now: datetime | None = None,
 ) -> ErasureReceipt:
     """Erase the person stored under ``user_keys`` (the first is the current form)."""
-    erased_at = now or utcnow()
     subject_print = user_fingerprint(secret, user_keys[0])
+    receipt = _erase(
+        engine, secret, lambda conn: resolve_subject(conn, user_keys, subject_print), suppress, now
+    )
+    for listener in list(_LISTENERS):
+        listener(user_keys[0], receipt)
+    return receipt
+
+
+def erase_anonymous(
+    engine: Engine, secret: bytes, anonymous_id: str, *, suppress: bool, now: datetime | None = None
+) -> ErasureReceipt:
+    """Erase one browser's anonymous history (e.g. when its visitor withdraws consent).
+
+    Events of a user who logged in on it stay theirs, without the anonymous id.
+    """
+    subject = ErasureSubject(frozenset(), frozenset({anonymous_id}), anonymous_fingerprint(secret, anonymous_id))
+    return _erase(engine, secret, lambda _: subject, suppress, now)
+
+
+def _erase(
+    engine: Engine,
+    secret: bytes,
+    resolve: Callable[[Connection], ErasureSubject],
+    suppress: bool,
+    now: datetime | None,
+) -> ErasureReceipt:
+    erased_at = now or utcnow()
     kinds = data_kinds()
     with engine.begin() as conn:
-        subject = resolve_subject(conn, user_keys, subject_print)
+        subject = resolve(conn)
         deleted = run_erasers(conn, subject, kinds)
         if suppress:
-            Suppressions(secret).add(conn, subject_print, subject.user_keys, subject.anonymous_ids, erased_at)
+            Suppressions(secret).add(conn, subject.fingerprint, subject.user_keys, subject.anonymous_ids, erased_at)
         erasure_id = conn.execute(
             insert(erasures)
-            .values(subject=subject_print, erased_at=erased_at, counts=deleted, suppressed=suppress)
+            .values(subject=subject.fingerprint, erased_at=erased_at, counts=deleted, suppressed=suppress)
             .returning(erasures.c.id)
         ).scalar_one()
     with engine.begin() as conn:  # events committed by a concurrent request during the erasure
@@ -82,12 +108,9 @@ def erase(
         if any(late.values()):
             deleted = {name: deleted[name] + late[name] for name in deleted}
             conn.execute(update(erasures).where(erasures.c.id == erasure_id).values(counts=deleted))
-    receipt = ErasureReceipt(
-        user=subject_print, deleted=deleted, suppressed=suppress, erased_at=erased_at.isoformat()
+    return ErasureReceipt(
+        user=subject.fingerprint, deleted=deleted, suppressed=suppress, erased_at=erased_at.isoformat()
     )
-    for listener in list(_LISTENERS):
-        listener(user_keys[0], receipt)
-    return receipt
 
 
 def erased_fingerprints(engine: Engine | Connection, since: datetime | None = None) -> set[str]:
