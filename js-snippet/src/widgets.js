@@ -18,6 +18,7 @@ export function itemTemplate (doc, el) {
 }
 
 const safeUrl = (url) => {
+  if (!url) return
   try {
     const u = new URL(url, location.href)
     if (u.protocol === 'https:' || u.protocol === 'http:') return u.href

@@ -4,6 +4,7 @@ real HTTP by werkzeug on 127.0.0.1 (an ephemeral port), one browser for the whol
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,12 +13,12 @@ from typing import Any
 
 import pytest
 from conftest import make_app
-from flask import Flask, g, render_template_string
+from flask import Flask, Response, g, render_template_string
 from markupsafe import Markup
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from storefront_recs.models import Event
+from storefront_recs.models import Event, Item
 from storefront_recs.web.snippet import recs_snippet
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -37,6 +38,8 @@ PAGE = """<!doctype html>
  .product { display: flex; gap: 2rem; margin-bottom: 2rem; } .product img { width: 16rem; border-radius: .5rem; }
  button { font: inherit; padding: .5rem 1.25rem; background: #1a5fb4; color: #fff; border: 0; border-radius: .25rem; }
  .spacer { height: 2500px; }
+ .block h2, .recs-heading { font-size: 1.2rem; margin: 1.5rem 0 .75rem; } .recs-widget { display: block; }
+ .compact .recs-title { display: inline; }
 </style>
 {% if jsonld %}<script type="application/ld+json">{{ jsonld|tojson }}</script>{% endif %}
 </head><body>
@@ -46,6 +49,32 @@ PAGE = """<!doctype html>
 {# The same tags again, as a layout that pastes them twice would: they must do no harm. #}
 {{ recs_snippet_copy() }}
 </body></html>"""
+
+
+WIDGETS_BODY = """
+<main class="product">
+  <img src="/img/{{ item_id }}.svg" alt="{{ item.title if item else item_id }}">
+  <div><h1>{{ item.title if item else item_id }}</h1>
+    {% if item and item.price is not none %}<p class="price">{{ "%.2f"|format(item.price) }} EUR</p>{% endif %}
+    <button id="add">Add to cart</button></div>
+</main>
+<section class="block"><h2>Similar items</h2>
+  <div data-recs-widget="similar" id="similar-js" data-limit="4"></div></section>
+{{ recs_widget("bought-together", item_id=item_id, n=4, title="Often bought together") }}
+<section class="block"><h2>Recently viewed</h2>
+  <div data-recs-widget="recently-viewed" id="recent-js" data-limit="4"></div></section>
+{{ recs_widget("recently-viewed", n=4, title="Recently viewed (rendered by the server)") }}
+<template id="compact-item"><li class="recs-item compact"><a data-recs-link><strong data-recs-title></strong>
+  <em data-recs-price></em></a></li></template>
+<section class="block"><h2>Trending</h2>
+  <div data-recs-widget="trending" id="trending-js" data-limit="3" data-recs-template="compact-item"></div></section>
+"""
+
+SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="320" height="320" viewBox="0 0 320 320">
+<rect width="320" height="320" fill="hsl({{ hue }}, 55%, 72%)"/>
+<circle cx="160" cy="140" r="70" fill="hsl({{ hue }}, 45%, 52%)"/>
+<text x="160" y="280" font-family="sans-serif" font-size="30" text-anchor="middle" fill="#222">{{ label }}</text>
+</svg>"""
 
 
 def snippet_copy() -> Markup:
@@ -95,6 +124,23 @@ def add_shop_pages(app: Flask) -> None:
         <li data-recs-item="sku-far" data-recs-token="tok-far" data-recs-position="0"><a href="/p/sku-far">Far</a></li>
         </ul></section>"""
         return render_template_string(PAGE, title="Picks", body=body)
+
+    @app.get("/w/<item_id>")
+    def product_with_widgets(item_id: str) -> str:
+        """A product page with widgets: rendered by the snippet and by the server."""
+        with app.extensions["storefront_recs"].engine.connect() as conn:
+            item = conn.execute(select(Item).where(Item.id == item_id)).first()
+        body = render_template_string(WIDGETS_BODY, item=item, item_id=item_id)
+        jsonld = {"@context": "https://schema.org", "@type": "Product", "sku": item_id,
+                  "name": item.title if item else item_id}
+        return render_template_string(PAGE, title=jsonld["name"], body=body, jsonld=jsonld)
+
+    @app.get("/img/<name>.svg")
+    def image(name: str) -> Response:
+        """A product picture drawn from its name, so that no page needs another host."""
+        hue = sum(name.encode()) * 37 % 360
+        svg = render_template_string(SVG, hue=hue, label=name[:12])
+        return Response(svg, mimetype="image/svg+xml")
 
     @app.get("/about")
     def about() -> str:
@@ -175,9 +221,13 @@ def shop_factory(tmp_path: Path) -> Iterator[Callable[..., LiveShop]]:
     """Start the example shop (SQLite, its own database) with the given RECS_* settings."""
     shops: list[LiveShop] = []
 
-    def start(**config: Any) -> LiveShop:
+    def start(copy_of: Path | None = None, **config: Any) -> LiveShop:
+        """``copy_of``: a folder with a database and models (e.g. a trained shop) to start from."""
         folder = tmp_path / f"shop{len(shops)}"
-        folder.mkdir()
+        if copy_of:
+            shutil.copytree(copy_of, folder)
+        else:
+            folder.mkdir()
         app = make_app(f"sqlite:///{folder / 'recs.sqlite3'}", folder, **config)
         add_shop_pages(app)
         shops.append(LiveShop(app))
