@@ -9,7 +9,9 @@ from pathlib import Path
 from conftest import make_app, new_event_id
 from flask import Flask, render_template_string
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from storefront_recs.models import Event
 from storefront_recs.web.snippet import STUB, safe_url
 
 STATIC = Path(__file__).resolve().parent.parent / "storefront_recs/static/storefront_recs/recs.min.js"
@@ -70,12 +72,20 @@ def test_consent_true_sets_the_consent_cookie(client: FlaskClient) -> None:
     assert "HttpOnly" not in response.headers["Set-Cookie"]  # the snippet reads it
 
 
-def test_consent_false_forgets_the_anonymous_id(client: FlaskClient) -> None:
-    client.post("/recs/api/v1/events", json={"event_id": new_event_id(), "type": "page_view"})
+def stored_events(app: Flask) -> list[Event]:
+    with app.extensions["storefront_recs"].engine.connect() as conn:
+        return list(conn.execute(select(Event)).all())  # type: ignore[arg-type]
+
+
+def test_consent_false_forgets_the_anonymous_id(app: Flask, client: FlaskClient) -> None:
+    client.post("/recs/api/v1/events", json={"event_id": new_event_id(), "type": "view", "item_id": "sku-1"})
     assert client.get_cookie("recs_aid") is not None
+    other = app.test_client()
+    other.post("/recs/api/v1/events", json={"event_id": new_event_id(), "type": "view", "item_id": "sku-2"})
     response = consent(client, {"consent": False})
     assert response.status_code == 200
     assert client.get_cookie("recs_aid") is None
+    assert [e.item_id for e in stored_events(app)] == ["sku-2"]  # only the other visitor's history
     cookie = client.get_cookie("recs_consent")
     assert cookie is not None and cookie.value == "0"
 

@@ -2,7 +2,8 @@
 
 The snippet calls it from ``recs('consent', true|false)``. The server owns both cookies: the
 consent cookie (read by ``tracking.identity.tracking_refused``) and, on withdrawal, the HttpOnly
-anonymous-id cookie, which JavaScript cannot clear.
+anonymous-id cookie, which JavaScript cannot clear; the history stored under that anonymous id
+is erased with it (``recs.forget_anonymous``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from ..tracking.identity import cookie_anonymous_id
 from .api import read_limited_body
 from .errors import json_error
 
@@ -44,6 +46,9 @@ def register_consent(bp: Blueprint) -> None:
         )
         if not given:
             g.pop("recs_set_cookie", None)
+            anonymous_id = cookie_anonymous_id(request)
+            if anonymous_id:
+                current_app.extensions["storefront_recs"].recs.forget_anonymous(anonymous_id)
             response.delete_cookie(
                 config["RECS_COOKIE_NAME"],
                 domain=config["RECS_COOKIE_DOMAIN"],
