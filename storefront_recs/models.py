@@ -149,6 +149,8 @@ class Erasure(Base):
     erased_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     suppressed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Fingerprints of the anonymous ids erased with the subject (their own model rows, if any).
+    anonymous_subjects: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class Suppression(Base):

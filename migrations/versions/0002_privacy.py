@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("erased_at", sa.DateTime(), nullable=False),
         sa.Column("counts", sa.JSON(), nullable=False),
         sa.Column("suppressed", sa.Boolean(), nullable=False),
+        sa.Column("anonymous_subjects", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_recs_erasures")),
     )
     with op.batch_alter_table("recs_erasures", schema=None) as batch_op:

@@ -3,8 +3,8 @@
 The pieces other modules plug into are imported from here:
 
 - ``register_data_kind`` / ``DataKind``: add a kind of personal data to erasure and export;
-- ``erased_fingerprints`` / ``ErasureMask`` / ``add_erasure_listener``: how serving masks an
-  erased user's factors until the next training run;
+- ``erased_user_keys_reader`` (built on ``ErasureMask`` / ``erased_fingerprints``): how
+  serving masks an erased user's factors until the next training run;
 - ``Suppressions``: the list of erased people whose future events are not stored.
 
 ``PrivacyAPI`` (the ``Recs`` mixin) is imported lazily: the ingest path imports this package
@@ -24,6 +24,7 @@ from .erasure import (
 )
 from .keys import anonymous_fingerprint, user_fingerprint
 from .kinds import DataKind, ErasureSubject, data_kinds, register_data_kind, unregister_data_kind
+from .masking import erased_user_keys_reader
 from .suppression import Suppressions
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ __all__ = [
     "anonymous_fingerprint",
     "data_kinds",
     "erased_fingerprints",
+    "erased_user_keys_reader",
     "register_data_kind",
     "remove_erasure_listener",
     "unregister_data_kind",

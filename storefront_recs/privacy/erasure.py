@@ -12,7 +12,8 @@ worker through ``erased_fingerprints`` / ``ErasureMask`` over ``recs_erasures``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TypedDict, cast
 
@@ -25,6 +26,8 @@ from .kinds import DataKind, ErasureSubject, data_kinds, resolve_subject
 from .suppression import Suppressions
 
 erasures = cast(Table, Erasure.__table__)
+# How the model names an anonymous visitor in its user vocabulary (as ``engine.data``).
+ANON_PREFIX = "anon:"
 
 
 class ErasureReceipt(TypedDict):
@@ -65,9 +68,11 @@ def erase(
 ) -> ErasureReceipt:
     """Erase the person stored under ``user_keys`` (the first is the current form)."""
     subject_print = user_fingerprint(secret, user_keys[0])
-    receipt = _erase(
+    receipt, subject = _erase(
         engine, secret, lambda conn: resolve_subject(conn, user_keys, subject_print), suppress, now
     )
+    for mask in list(_LIVE_MASKS):
+        mask.mark_erased(user_keys[0], receipt, subject.anonymous_ids)
     for listener in list(_LISTENERS):
         listener(user_keys[0], receipt)
     return receipt
@@ -81,7 +86,10 @@ def erase_anonymous(
     Events of a user who logged in on it stay theirs, without the anonymous id.
     """
     subject = ErasureSubject(frozenset(), frozenset({anonymous_id}), anonymous_fingerprint(secret, anonymous_id))
-    return _erase(engine, secret, lambda _: subject, suppress, now)
+    receipt, _ = _erase(engine, secret, lambda _: subject, suppress, now)
+    for mask in list(_LIVE_MASKS):
+        mask.mark_erased(ANON_PREFIX + anonymous_id, receipt)
+    return receipt
 
 
 def _erase(
@@ -90,7 +98,7 @@ def _erase(
     resolve: Callable[[Connection], ErasureSubject],
     suppress: bool,
     now: datetime | None,
-) -> ErasureReceipt:
+) -> tuple[ErasureReceipt, ErasureSubject]:
     erased_at = now or utcnow()
     kinds = data_kinds()
     with engine.begin() as conn:
@@ -98,9 +106,16 @@ def _erase(
         deleted = run_erasers(conn, subject, kinds)
         if suppress:
             Suppressions(secret).add(conn, subject.fingerprint, subject.user_keys, subject.anonymous_ids, erased_at)
+        anonymous_prints = sorted(anonymous_fingerprint(secret, aid) for aid in subject.anonymous_ids)
         erasure_id = conn.execute(
             insert(erasures)
-            .values(subject=subject.fingerprint, erased_at=erased_at, counts=deleted, suppressed=suppress)
+            .values(
+                subject=subject.fingerprint,
+                erased_at=erased_at,
+                counts=deleted,
+                suppressed=suppress,
+                anonymous_subjects=anonymous_prints,
+            )
             .returning(erasures.c.id)
         ).scalar_one()
     with engine.begin() as conn:  # events committed by a concurrent request during the erasure
@@ -108,24 +123,28 @@ def _erase(
         if any(late.values()):
             deleted = {name: deleted[name] + late[name] for name in deleted}
             conn.execute(update(erasures).where(erasures.c.id == erasure_id).values(counts=deleted))
-    return ErasureReceipt(
+    receipt = ErasureReceipt(
         user=subject.fingerprint, deleted=deleted, suppressed=suppress, erased_at=erased_at.isoformat()
     )
+    return receipt, subject
 
 
 def erased_fingerprints(engine: Engine | Connection, since: datetime | None = None) -> set[str]:
-    """Fingerprints (``user_fingerprint``) of users erased at or after ``since`` (all if None).
+    """Fingerprints of users (``user_fingerprint``) and anonymous ids (``anonymous_fingerprint``)
+    erased at or after ``since`` (all if None).
 
-    Serving passes the time its model's training data was read: users erased later are still
-    in the model and must be masked; users erased earlier are not in it.
+    Serving passes the time its model's training started reading events: people erased later
+    may still be in the model and must be masked; people erased earlier are not in it.
     """
-    stmt = select(erasures.c.subject).distinct()
+    stmt = select(erasures.c.subject, erasures.c.anonymous_subjects)
     if since is not None:
         stmt = stmt.where(erasures.c.erased_at >= since)
     if isinstance(engine, Connection):
-        return set(engine.scalars(stmt))
-    with engine.connect() as conn:
-        return set(conn.scalars(stmt))
+        rows = engine.execute(stmt).all()
+    else:
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+    return {row.subject for row in rows} | {fp for row in rows for fp in row.anonymous_subjects or ()}
 
 
 def erasure_records(conn: Connection, subject: str) -> list[dict[str, object]]:
@@ -141,38 +160,62 @@ def erasure_records(conn: Connection, subject: str) -> list[dict[str, object]]:
     ]
 
 
-class ErasureMask:
-    """The set serving checks before using a user's factors: ``user_key in mask``.
+_LIVE_MASKS: weakref.WeakSet[ErasureMask] = weakref.WeakSet()
 
+
+class ErasureMask:
+    """The set serving checks before using a model row: ``user_key in mask``.
+
+    Keys are as in the model's user vocabulary: a user key, or ``anon:<anonymous id>``.
     ``refresh(engine)`` reloads from ``recs_erasures`` (cheap, indexed); ``maybe_refresh`` does
-    so at most every ``every`` seconds (call it per request); ``mark(user_key)`` masks at once
-    from an erasure listener. ``since``: when the serving model's training read its events.
+    so at most every ``every`` seconds (call it per request). With ``live=True`` an erasure made
+    in this process marks the mask at once, before any refresh. ``since``: see
+    ``erased_fingerprints``.
     """
 
-    def __init__(self, secret: bytes, since: datetime | None = None) -> None:
+    def __init__(self, secret: bytes, since: datetime | None = None, *, live: bool = False) -> None:
         self.secret = secret
         self.since = since
-        self._fingerprints: set[str] = set()
+        self._fingerprints: frozenset[str] = frozenset()
         self._loaded_at: float | None = None
+        if live:
+            _LIVE_MASKS.add(self)
 
     def refresh(self, engine: Engine | Connection, since: datetime | None = None) -> None:
         if since is not None:
             self.since = since
-        self._fingerprints = erased_fingerprints(engine, self.since)
+        self._fingerprints = frozenset(erased_fingerprints(engine, self.since))
         self._loaded_at = time.monotonic()
 
+    def due(self, every: float) -> bool:
+        """True when the last refresh is ``every`` seconds old (or there was none)."""
+        return self._loaded_at is None or time.monotonic() - self._loaded_at >= every
+
     def maybe_refresh(self, engine: Engine | Connection, every: float = 1.0) -> None:
-        if self._loaded_at is None or time.monotonic() - self._loaded_at >= every:
+        if self.due(every):
             self.refresh(engine)
+
+    def mark(self, user_key: str) -> None:
+        """Mask a user key now (a model key: ``anon:<id>`` masks an anonymous id)."""
+        self._fingerprints = self._fingerprints | {self._fingerprint(user_key)}
+
+    def mark_erased(self, key: str, receipt: ErasureReceipt, anonymous_ids: Iterable[str] = ()) -> None:
+        """Mask the subject of a receipt (and its anonymous ids), if the receipt was made with
+        this mask's secret (the same app)."""
+        if self._fingerprint(key) == receipt["user"]:
+            for model_key in (key, *(ANON_PREFIX + aid for aid in anonymous_ids)):
+                self.mark(model_key)
+
+    def is_erased(self, user_key: str) -> bool:
+        return self._fingerprint(user_key) in self._fingerprints
+
+    def _fingerprint(self, key: str) -> str:
+        if key.startswith(ANON_PREFIX):
+            return anonymous_fingerprint(self.secret, key[len(ANON_PREFIX) :])
+        return user_fingerprint(self.secret, key)
 
     def __contains__(self, user_key: object) -> bool:
         return isinstance(user_key, str) and self.is_erased(user_key)
-
-    def mark(self, user_key: str) -> None:
-        self._fingerprints = self._fingerprints | {user_fingerprint(self.secret, user_key)}
-
-    def is_erased(self, user_key: str) -> bool:
-        return user_fingerprint(self.secret, user_key) in self._fingerprints
 
     def __len__(self) -> int:
         return len(self._fingerprints)
