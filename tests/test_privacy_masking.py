@@ -61,3 +61,20 @@ def test_erasures_older_than_the_models_data_are_not_masked(app: Flask) -> None:
         )
     # Workers serve v2 (or, for a moment, v1): erasures since v1's data was read are masked.
     assert {name for name in ("early", "between", "late") if key_of(app, name) in reader()} == {"between", "late"}
+
+
+def test_the_next_training_run_no_longer_sees_an_erased_person(app: Flask, recs: Recs) -> None:
+    from storefront_recs.engine.data import MatrixConfig, load_interactions
+
+    shop = seed(app, recs)
+    engine = app.extensions["storefront_recs"].engine
+    cfg = MatrixConfig.from_config(app.config)
+    before = set(load_interactions(engine, cfg).user_ids)
+    assert {shop.alice_key, f"anon:{SERVER_ANON}", shop.bob_key} <= before
+
+    recs.forget_user("alice")
+
+    after = set(load_interactions(engine, cfg).user_ids)
+    assert shop.alice_key not in after and f"anon:{SERVER_ANON}" not in after
+    assert not any(shop.alice_browser in user for user in after)
+    assert shop.bob_key in after
