@@ -27,9 +27,7 @@ const safeUrl = (url) => {
 
 const fill = (root, selector, fn) => root.querySelectorAll(selector).forEach(fn)
 
-// Put the answer's items into the widget element (after any heading the shop wrote in it).
-// With no items the whole element is hidden, heading and all, quietly. data-recs-state tells
-// CSS and tests how it went: "ready" or "empty".
+// Put the answer's items into the widget element; with no items it stays hidden, quietly.
 export function render (el, data, template) {
   const items = (data && data.items) || []
   const list = el.querySelector('[data-recs-list]') || el.appendChild(el.ownerDocument.createElement('ul'))
@@ -60,6 +58,5 @@ export function render (el, data, template) {
     return node
   }))
   el.hidden = !items.length
-  el.setAttribute('data-recs-state', items.length ? 'ready' : 'empty')
   el.removeAttribute('aria-busy')
 }

@@ -52,7 +52,10 @@ class PrivacyAPI(RecsCore):
     def unsuppress_user(self, user_id: Any) -> int:
         """Let a forgotten user be tracked again (they came back and agreed); returns entries removed."""
         with self._context() as state, state.checked_engine().begin() as conn:
-            return Suppressions(state.secret).lift(conn, user_fingerprint(state.secret, state.user_key(user_id)))
+            suppressions = Suppressions(state.secret)
+            return sum(
+                suppressions.lift(conn, user_fingerprint(state.secret, key)) for key in stored_keys(state, user_id)
+            )
 
     def purge_expired_events(self, *, now: datetime | None = None, dry_run: bool = False) -> PurgeReport:
         """Apply ``RECS_RETENTION_DAYS`` (and per-type overrides); what the scheduler runs."""

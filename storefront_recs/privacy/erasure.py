@@ -4,9 +4,10 @@
 writes a ``recs_erasures`` row (the receipt, keyed by a fingerprint, never the user id). A
 second, short transaction sweeps up events that a concurrent request committed meanwhile.
 
-Serving masks the person's factors until the next training run: in the worker that erased
-them through ``add_erasure_listener`` (called with the user key, at once), in every other
-worker through ``erased_fingerprints`` / ``ErasureMask`` over ``recs_erasures``.
+Serving masks the person's model rows until the next training run: in the worker that erased
+them at once (live masks are marked, ``add_erasure_listener`` callbacks called with
+the user key), in every other worker from ``recs_erasures`` (``erased_fingerprints``, read by
+``ErasureMask.refresh``; ``masking.erased_user_keys_reader`` puts it together).
 """
 
 from __future__ import annotations
