@@ -1,6 +1,11 @@
 // storefront-recs snippet: tracks page views, product views, carts, impressions and clicks,
 // and renders recommendation widgets. Loaded async after a queue stub:
 //   window.recs = window.recs || function () { (recs.q = recs.q || []).push(arguments) }
+// Commands:
+//   recs('track', type, {item_id | items, quantity, value, context})   e.g. 'add_to_cart'
+//   recs('consent', true | false)   give or withdraw consent (the server sets the cookies)
+//   recs('widgets')                 render widgets added to the page since (single-page apps)
+//   recs('flush')                   send what waits now
 import { createQueue } from './queue.js'
 import { productId, uuid } from './page.js'
 import { itemTemplate, render } from './widgets.js'
@@ -93,9 +98,13 @@ import { itemTemplate, render } from './widgets.js'
       if (el.querySelector('[data-recs-item]')) return observe(el)
       const kind = el.getAttribute('data-recs-widget')
       const item = el.getAttribute('data-item-id') || (/^(similar|bought-together)$/.test(kind) && viewed)
+      let query = '?n=' + (el.getAttribute('data-limit') || 4)
+      for (const name of ['category', 'exclude', 'min-price', 'max-price']) { // the API's filters
+        const value = el.getAttribute('data-' + name)
+        if (value) query += '&' + name.replace('-', '_') + '=' + encodeURIComponent(value)
+      }
       el.setAttribute('aria-busy', 'true')
-      fetch(api + '/' + kind + (item ? '/' + encodeURIComponent(item) : '') + '?n=' + (el.getAttribute('data-limit') || 4),
-        { credentials: 'same-origin' })
+      fetch(api + '/' + kind + (item ? '/' + encodeURIComponent(item) : '') + query, { credentials: 'same-origin' })
         .then((r) => r.ok ? r.json() : {}).catch(() => ({}))
         .then((data) => { render(el, data, itemTemplate(d, el)); observe(el) })
     })
@@ -114,13 +123,15 @@ import { itemTemplate, render } from './widgets.js'
     widgets()
   }
   d.readyState === 'loading' ? d.addEventListener('DOMContentLoaded', start) : start()
-  d.addEventListener('click', (e) => {
+  const onClick = (e) => {
     const el = e.target.closest && e.target.closest('[data-recs-item]')
-    if (el) {
+    if (el && e.button < 2) { // not the right button
       itemEvent(el, 'click')
       queue.flush() // a keepalive fetch outlives the navigation that follows
     }
-  }, true)
+  }
+  d.addEventListener('click', onClick, true)
+  d.addEventListener('auxclick', onClick, true) // middle click: opened in a new tab
   w.addEventListener('pagehide', queue.beacon)
   d.addEventListener('visibilitychange', () => d.visibilityState === 'hidden' && queue.beacon())
 })()

@@ -27,7 +27,9 @@ const safeUrl = (url) => {
 
 const fill = (root, selector, fn) => root.querySelectorAll(selector).forEach(fn)
 
-// Put the answer's items into the widget element; with no items it stays hidden, quietly.
+// Put the answer's items into the widget element (after any heading the shop wrote in it).
+// With no items the whole element is hidden, heading and all, quietly. data-recs-state tells
+// CSS and tests how it went: "ready" or "empty".
 export function render (el, data, template) {
   const items = (data && data.items) || []
   const list = el.querySelector('[data-recs-list]') || el.appendChild(el.ownerDocument.createElement('ul'))
@@ -58,5 +60,6 @@ export function render (el, data, template) {
     return node
   }))
   el.hidden = !items.length
+  el.setAttribute('data-recs-state', items.length ? 'ready' : 'empty')
   el.removeAttribute('aria-busy')
 }

@@ -58,16 +58,16 @@ WIDGETS_BODY = """
     {% if item and item.price is not none %}<p class="price">{{ "%.2f"|format(item.price) }} EUR</p>{% endif %}
     <button id="add">Add to cart</button></div>
 </main>
-<section class="block"><h2>Similar items</h2>
-  <div data-recs-widget="similar" id="similar-js" data-limit="4"></div></section>
+<section class="block" data-recs-widget="similar" id="similar-js" data-limit="4" hidden>
+  <h2>Similar items</h2></section>
 {{ recs_widget("bought-together", item_id=item_id, n=4, title="Often bought together") }}
-<section class="block"><h2>Recently viewed</h2>
-  <div data-recs-widget="recently-viewed" id="recent-js" data-limit="4"></div></section>
+<section class="block" data-recs-widget="recently-viewed" id="recent-js" data-limit="4" hidden>
+  <h2>Recently viewed</h2></section>
 {{ recs_widget("recently-viewed", n=4, title="Recently viewed (rendered by the server)") }}
 <template id="compact-item"><li class="recs-item compact"><a data-recs-link><strong data-recs-title></strong>
   <em data-recs-price></em></a></li></template>
-<section class="block"><h2>Trending</h2>
-  <div data-recs-widget="trending" id="trending-js" data-limit="3" data-recs-template="compact-item"></div></section>
+<section class="block" data-recs-widget="trending" id="trending-js" data-limit="3" data-category="book"
+  data-recs-template="compact-item" hidden><h2>Trending in books</h2></section>
 """
 
 SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="320" height="320" viewBox="0 0 320 320">
@@ -178,6 +178,10 @@ class LiveShop:
             query = query.where(Event.type == type)
         with self.app.extensions["storefront_recs"].engine.connect() as conn:
             return list(conn.execute(query).all())  # type: ignore[arg-type]
+
+    def model_version(self) -> str | None:
+        """The version of the model the shop serves, as its health endpoint tells."""
+        return self.app.test_client().get("/recs/health").get_json()["model_version"]  # type: ignore[no-any-return]
 
     def event_posts(self) -> int:
         return self.requests.count(f"POST {EVENTS_PATH}")
