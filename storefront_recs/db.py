@@ -55,7 +55,8 @@ def alembic_config(engine: Engine) -> AlembicConfig:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Apply migrations; the default takes every branch (feature areas may branch off)."""
     command.upgrade(alembic_config(engine), revision)
 
 
@@ -63,18 +64,28 @@ def downgrade(engine: Engine, revision: str) -> None:
     command.downgrade(alembic_config(engine), revision)
 
 
-def current_revision(engine: Engine) -> str | None:
+def current_heads(engine: Engine) -> set[str]:
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-        return ctx.get_current_revision()
+        return set(ctx.get_current_heads())
+
+
+def script_heads(engine: Engine) -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The applied revision(s), comma-separated, or None for an empty database."""
+    return ",".join(sorted(current_heads(engine))) or None
 
 
 def head_revision(engine: Engine) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    """The latest revision(s) the package ships, comma-separated."""
+    return ",".join(sorted(script_heads(engine))) or None
 
 
 def is_up_to_date(engine: Engine) -> bool:
-    return current_revision(engine) == head_revision(engine)
+    return current_heads(engine) == script_heads(engine)
 
 
 def insert_ignoring_conflicts(dialect_name: str, table: Any, index_elements: list[str]) -> Any:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from .core import EXTENSION_KEY, RecsCore, RecsState
 from .engine.api import TrainingAPI
 from .privacy import PrivacyAPI
+from .serving.api import RecommendationAPI
 
 
-class Recs(TrainingAPI, PrivacyAPI, RecsCore):
+class Recs(RecommendationAPI, TrainingAPI, PrivacyAPI, RecsCore):
     """Mount storefront-recs on a Flask app: ``Recs(app)`` or ``Recs().init_app(app)``.
 
     Pass ``db=`` (a Flask-SQLAlchemy instance) to keep the recs tables in the shop's database.

@@ -52,7 +52,7 @@ def test_weights_quantity_decay_and_vocabularies(app: Flask) -> None:
     ])
     cfg = MatrixConfig(weights=WEIGHTS, half_life_days=10.0, dedup_seconds=0)
     inter = load_interactions(app.extensions["storefront_recs"].engine, cfg)
-    assert inter.user_ids == ["u1", "anon:visitor-1", "u2"]
+    assert inter.user_ids == ["anon:visitor-1", "u1", "u2"]  # canonical: sorted
     assert sorted(inter.item_ids) == ["a", "b", "c"]
     # view one day before the newest event decays by 0.5 ** (1/10); the purchase of 3 does not decay
     expected_a = 1.0 * 0.5 ** 0.1 + 8.0 * (1 + np.log(3))
@@ -78,7 +78,7 @@ def test_catalogue_items_are_in_the_vocabulary_without_events(sqlite_app: Flask)
         recs.catalog.upsert([{"id": "new-1", "title": "t"}, {"id": "a", "title": "t"}])
     store(sqlite_app, [event("u1", "a"), event("u1", "gone")])
     inter = load_interactions(sqlite_app.extensions["storefront_recs"].engine, MatrixConfig(weights=WEIGHTS))
-    assert inter.item_ids == ["a", "new-1", "gone"]
+    assert inter.item_ids == ["a", "new-1", "gone"]  # catalogue first
     assert inter.matrix().shape == (1, 3)
 
 

@@ -16,6 +16,7 @@ import click
 from flask import Flask, abort, redirect, render_template, request, session, url_for
 
 from storefront_recs import Recs
+from storefront_recs.tracking.identity import tracking_refused
 from storefront_recs.tracking.importer import import_events
 
 from .catalog import generate_catalog, generate_history
@@ -26,6 +27,9 @@ recs = Recs()
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.path.abspath(os.environ.get("DEMO_INSTANCE", "instance")))
     app.config["SECRET_KEY"] = os.environ.get("DEMO_SECRET_KEY", "demo-shop-not-for-production")
+    # Retrain every ten minutes in this process (a production shop runs `flask recs scheduler`).
+    app.config["RECS_EMBEDDED_SCHEDULER"] = True
+    app.config["RECS_TRAIN_INTERVAL"] = 600
     app.config.update(config or {})
     recs.init_app(app)
     register_routes(app)
@@ -36,6 +40,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 @recs.user_loader
 def current_user_id() -> str | None:
     return session.get("user_id")
+
+
+def track_for_visitor(kind: str, **event: Any) -> None:
+    """Record a server-side event for the logged-in user, else for the snippet's anonymous id
+    (never when the visitor opted out: DNT/GPC, or no consent where consent is required)."""
+    if tracking_refused(request):
+        return
+    user_id = session.get("user_id")
+    anonymous_id = None if user_id else recs.current_visitor(may_track=False).anonymous_id
+    if user_id or anonymous_id:
+        recs.track(kind, user_id=user_id, anonymous_id=anonymous_id, **event)
 
 
 def catalog_items() -> list[dict]:
@@ -70,6 +85,7 @@ def register_routes(app: Flask) -> None:
         cart = session.setdefault("cart", [])
         cart.append(sku)
         session.modified = True
+        track_for_visitor("add_to_cart", item_id=sku)
         return redirect(url_for("cart"))
 
     @app.get("/cart")
@@ -82,12 +98,9 @@ def register_routes(app: Flask) -> None:
         skus = session.pop("cart", [])
         if not skus:
             return redirect(url_for("cart"))
-        user_id = session.get("user_id")
-        anonymous_id = recs.current_visitor().anonymous_id
         lines = [{"item_id": sku, "quantity": 1, "price": (recs.catalog.get(sku) or {}).get("price")} for sku in skus]
         # The order is recorded on the server, where the shop knows it happened.
-        if user_id or anonymous_id:
-            recs.track("purchase", user_id=user_id, anonymous_id=None if user_id else anonymous_id, items=lines)
+        track_for_visitor("purchase", items=lines)
         return render_template("thanks.html", count=len(skus))
 
     @app.route("/login", methods=["GET", "POST"])

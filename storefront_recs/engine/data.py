@@ -7,13 +7,13 @@ decayed and deduplicated with vectorised numpy. ``scipy.sparse`` sums duplicate 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sqlalchemy import Engine, Float, cast, func, select
+from sqlalchemy import Engine, Float, and_, case, cast, func, literal, select
 from sqlalchemy.sql import ColumnElement
 
 from ..models import Event, Identity, Item
@@ -107,10 +107,48 @@ def load_catalog(engine: Engine) -> list[dict[str, Any]]:
     ]
 
 
-def load_identities(engine: Engine) -> dict[str, str]:
-    """anonymous_id -> user_key for visitors who logged in (their history counts for the user)."""
-    with engine.connect() as conn:
-        return {a: u for a, u in conn.execute(select(Identity.anonymous_id, Identity.user_key))}
+def events_query(engine: Engine, type_names: list[str]) -> str:
+    """SQL for the weighted events: user key (linked identity or ``anon:`` id), item, type code,
+    quantity and time, computed by the database so Python only interns strings.
+
+    The time is epoch seconds on PostgreSQL and SQLite's stored ISO text on SQLite (numpy
+    parses that faster than ``julianday``). ``type || ''`` keeps SQLite from walking the type
+    index for a query that reads most of the table anyway.
+    """
+    e, i = Event.__table__, Identity.__table__
+    user = func.coalesce(e.c.user_key, i.c.user_key, literal(ANON_PREFIX) + e.c.anonymous_id)
+    code = case({t: n for n, t in enumerate(type_names)}, value=e.c.type)
+    sqlite = engine.dialect.name == "sqlite"
+    ts = e.c.ts if sqlite else epoch_seconds(e.c.ts, engine.dialect.name)
+    stmt = (
+        select(user, e.c.item_id, code, e.c.quantity, ts)
+        .select_from(e.outerjoin(i, and_(e.c.user_key.is_(None), i.c.anonymous_id == e.c.anonymous_id)))
+        .where(e.c.item_id.is_not(None), (e.c.type + literal("")).in_(type_names))
+    )
+    return str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _epoch(values: tuple[Any, ...]) -> np.ndarray:
+    """Epoch seconds from floats, or from SQLite's ISO text via numpy's datetime parser."""
+    if not values or not isinstance(values[0], str):
+        return np.array(values, dtype=np.float64)
+    stamps = np.array(values, dtype="datetime64[us]")
+    return stamps.astype(np.int64) / 1e6
+
+
+def _stream(engine: Engine, sql: str, chunk_rows: int) -> Iterator[Any]:
+    """Rows in chunks straight from the DBAPI cursor (server-side cursor on PostgreSQL)."""
+    raw = engine.raw_connection()
+    try:
+        named = engine.dialect.name == "postgresql"
+        cursor = raw.cursor(name="recs_training_events") if named else raw.cursor()
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(chunk_rows):
+            yield rows
+        cursor.close()
+        raw.rollback()
+    finally:
+        raw.close()
 
 
 def load_interactions(
@@ -120,40 +158,38 @@ def load_interactions(
     chunk_rows: int = CHUNK_ROWS,
     on_progress: Callable[[int], None] | None = None,
 ) -> Interactions:
-    """Read every weighted event in chunks and return deduplicated, decayed interactions."""
+    """Read every weighted event in chunks and return deduplicated, decayed interactions.
+
+    Vocabularies are canonical (catalogue items by id, then other items by id; users by key)
+    and events are sorted, so the result does not depend on the order the database returns.
+    """
     catalog = load_catalog(engine)
-    identities = load_identities(engine)
     type_names = sorted(t for t, w in cfg.weights.items() if w > 0)
-    type_code = {t: i for i, t in enumerate(type_names)}
     item_vocab: dict[str, int] = {item["id"]: i for i, item in enumerate(catalog)}
+    n_catalog = len(item_vocab)
     user_vocab: dict[str, int] = {}
     parts: list[tuple[np.ndarray, ...]] = []
     total = 0
     if type_names:
-        stmt = (
-            select(
-                Event.user_key, Event.anonymous_id, Event.item_id, Event.type, Event.quantity,
-                epoch_seconds(Event.ts, engine.dialect.name),
-            )
-            .where(Event.item_id.is_not(None), Event.type.in_(type_names))
-            .order_by(Event.id)
-        )
-        with engine.connect() as conn:
-            result = conn.execution_options(yield_per=chunk_rows).execute(stmt)
-            for chunk in result.partitions(chunk_rows):
-                parts.append(_chunk_arrays(chunk, identities, user_vocab, item_vocab, type_code))
-                total += len(chunk)
-                if on_progress is not None:
-                    on_progress(len(chunk))
+        for chunk in _stream(engine, events_query(engine, type_names), chunk_rows):
+            parts.append(_chunk_arrays(chunk, user_vocab, item_vocab))
+            total += len(chunk)
+            if on_progress is not None:
+                on_progress(len(chunk))
     arrays = [np.concatenate(col) for col in zip(*parts, strict=True)] if parts else _empty()
     users, items, types, qty, ts = arrays
-    weights = np.array([cfg.weights[t] for t in type_names], dtype=np.float32)
-    keep = (qty > 0) & dedup_mask(users, items, types, ts, cfg.dedup_seconds)
+    user_ids, user_map = _sorted_vocab(list(user_vocab), 0)
+    item_ids, item_map = _sorted_vocab(list(item_vocab), n_catalog)
+    users, items = user_map[users], item_map[items]
+    order = np.lexsort((ts, types, items, users))
+    users, items, types, qty, ts = users[order], items[order], types[order], qty[order], ts[order]
+    keep = (qty > 0) & dedup_mask(users, items, types, ts, cfg.dedup_seconds, presorted=True)
     users, items, types, qty, ts = users[keep], items[keep], types[keep], qty[keep], ts[keep]
+    weights = np.array([cfg.weights[t] for t in type_names], dtype=np.float32)
     raw = weights[types] * (1.0 + np.log(qty.astype(np.float32)))
     return Interactions(
-        user_ids=list(user_vocab),
-        item_ids=list(item_vocab),
+        user_ids=user_ids,
+        item_ids=item_ids,
         users=users,
         items=items,
         strength=(raw * decay(ts, cfg.half_life_days)).astype(np.float32),
@@ -166,41 +202,52 @@ def load_interactions(
     )
 
 
+def _sorted_vocab(ids: list[str], fixed: int) -> tuple[list[str], np.ndarray]:
+    """Sort ids after the first ``fixed`` (already in order); returns them and old -> new index."""
+    rest = sorted(range(fixed, len(ids)), key=ids.__getitem__)
+    order = np.array(list(range(fixed)) + rest, dtype=np.int64)
+    mapping = np.empty(len(ids), dtype=np.int32)
+    mapping[order] = np.arange(len(ids), dtype=np.int32)
+    return [ids[i] for i in order], mapping
+
+
 def _empty() -> list[np.ndarray]:
     return [np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int8),
             np.zeros(0, np.int32), np.zeros(0, np.float64)]
 
 
+def _intern(values: tuple[Any, ...], vocab: dict[str, int]) -> np.ndarray:
+    for value in dict.fromkeys(values):
+        if value not in vocab:
+            vocab[value] = len(vocab)
+    return np.fromiter(map(vocab.__getitem__, values), np.int32, len(values))
+
+
 def _chunk_arrays(
-    chunk: Any,
-    identities: dict[str, str],
-    user_vocab: dict[str, int],
-    item_vocab: dict[str, int],
-    type_code: dict[str, int],
+    chunk: Any, user_vocab: dict[str, int], item_vocab: dict[str, int]
 ) -> tuple[np.ndarray, ...]:
-    user_key, anon, item, kind, qty, ts = zip(*chunk, strict=True)
-    keys = [
-        u if u is not None else identities.get(a) or ANON_PREFIX + str(a)
-        for u, a in zip(user_key, anon, strict=True)
-    ]
-    user_get, item_get = user_vocab.setdefault, item_vocab.setdefault
+    users, items, codes, qty, ts = zip(*chunk, strict=True)
     return (
-        np.fromiter((user_get(k, len(user_vocab)) for k in keys), np.int32, len(keys)),
-        np.fromiter((item_get(i, len(item_vocab)) for i in item), np.int32, len(keys)),
-        np.fromiter((type_code[t] for t in kind), np.int8, len(keys)),
-        np.fromiter(qty, np.int32, len(keys)),
-        np.fromiter(ts, np.float64, len(keys)),
+        _intern(users, user_vocab),
+        _intern(items, item_vocab),
+        np.array(codes, dtype=np.int8),
+        np.array(qty, dtype=np.int32),
+        _epoch(ts),
     )
 
 
 def dedup_mask(
-    users: np.ndarray, items: np.ndarray, types: np.ndarray, ts: np.ndarray, window: float
+    users: np.ndarray, items: np.ndarray, types: np.ndarray, ts: np.ndarray, window: float,
+    *, presorted: bool = False,
 ) -> np.ndarray:
-    """False for an event repeating the previous one (same visitor, item, type) within ``window`` s."""
+    """False for an event repeating the previous one (same visitor, item, type) within ``window`` s.
+
+    ``presorted``: the arrays are already sorted by (user, item, type, ts).
+    """
     keep = np.ones(len(users), dtype=bool)
     if window <= 0 or len(users) < 2:
         return keep
-    order = np.lexsort((ts, types, items, users))
+    order = np.arange(len(users)) if presorted else np.lexsort((ts, types, items, users))
     u, i, t, s = users[order], items[order], types[order], ts[order]
     repeat = (u[1:] == u[:-1]) & (i[1:] == i[:-1]) & (t[1:] == t[:-1]) & (s[1:] - s[:-1] < window)
     keep[order[1:][repeat]] = False

@@ -6,6 +6,7 @@ from flask import Blueprint
 
 from .api import register_api
 from .errors import register_error_handlers
+from .recommend import register_recommendation_routes
 from .snippet import register_snippet
 
 
@@ -19,5 +20,6 @@ def create_blueprint() -> Blueprint:
     )
     register_error_handlers(bp)
     register_api(bp)
+    register_recommendation_routes(bp)
     register_snippet(bp)
     return bp

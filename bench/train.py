@@ -1,0 +1,168 @@
+"""Training benchmark: each pipeline stage, our ALS vs raw ``implicit``, whole pipeline, peak memory.
+
+    .venv/bin/python bench/train.py [--events 1000000] [--data-dir ../shared/data] [--postgres URL]
+
+For a generated shop of ``--events`` events and for each data set found in the shared data
+folder (skipped cleanly when absent; read in place, never copied), it loads the events into a
+fresh database, runs ``recs.train()`` (database -> published bundle), then fits raw
+``implicit.cpu.als.AlternatingLeastSquares`` with the same parameters on the same full matrix,
+and our ``fit_als`` wrapper on it too. It prints one table with the stage timings, the ratios
+(target: ALS fit <= 1.1 x raw, pipeline <= 1.5 x raw at 1M events), peak RSS above the
+baseline during the pipeline, and NDCG@10 of the model and of popularity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _data import Dataset, insert_dataset, load_shared, shared_data_dir, synthetic  # noqa: E402
+from flask import Flask  # noqa: E402
+
+from storefront_recs import Recs  # noqa: E402
+from storefront_recs import db as dbmod  # noqa: E402
+from storefront_recs.engine.data import MatrixConfig, load_interactions  # noqa: E402
+from storefront_recs.engine.models import ALSParams, als_model, fit_als  # noqa: E402
+
+STAGES = ("load", "split", "als", "evaluate", "itemitem", "content", "popularity", "write", "publish")
+
+
+class PeakRSS:
+    """Samples this process's RSS every 20 ms in a thread; ``peak`` is the maximum seen."""
+
+    def __init__(self) -> None:
+        self.proc = psutil.Process()
+        self.base = self.peak = self.proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def make_app(uri: str, workdir: Path, config: dict[str, Any]) -> tuple[Flask, Recs]:
+    app = Flask("bench", instance_path=str(workdir))
+    app.config.update(SECRET_KEY="bench", RECS_DATABASE_URI=uri, RECS_MODEL_DIR=str(workdir / "models"), **config)
+    recs = Recs(app)
+    dbmod.upgrade(app.extensions["storefront_recs"].engine)
+    return app, recs
+
+
+def bench_one(ds: Dataset, uri: str, workdir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    app, recs = make_app(uri, workdir, config)
+    engine = app.extensions["storefront_recs"].engine
+    t0 = time.perf_counter()
+    insert_dataset(engine, ds)
+    insert_s = time.perf_counter() - t0
+    gc.collect()
+    with PeakRSS() as mem, app.app_context():
+        report = recs.train(trigger="bench")
+    if not report.published:
+        raise SystemExit(f"{ds.name}: training did not publish: {report.status} {report.message}")
+    # the same full matrix, fitted by raw implicit and by our wrapper
+    inter = load_interactions(engine, MatrixConfig.from_config(app.config))
+    matrix = inter.matrix()
+    params = ALSParams.from_config(app.config)
+    with threadpool_limits(1, "blas"):
+        raw_model = als_model(params)
+        t0 = time.perf_counter()
+        raw_model.fit(matrix, show_progress=False)
+        raw_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit_als(matrix, params)
+    ours_s = time.perf_counter() - t0
+    engine.dispose()
+    return {
+        "name": ds.name, "events": len(ds), "users": report.counts["users"], "items": report.counts["items"],
+        "insert_s": insert_s, "timings": report.timings, "raw_s": raw_s, "ours_s": ours_s,
+        "peak_mb": (mem.peak - mem.base) / 2**20, "metrics": report.metrics,
+    }
+
+
+def print_table(rows: list[dict[str, Any]], backend: str) -> None:
+    head = ["data set", "events", "users", "items", *STAGES, "pipeline", "raw fit",
+            "fit/raw", "ALS stage/raw", "pipeline/raw", "peak MB", "NDCG@10", "pop NDCG@10"]
+    print(f"\nbackend: {backend}   (seconds unless noted; fit = our fit_als wrapper on the full matrix)\n")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in rows:
+        t = r["timings"]
+        cells = [r["name"], f"{r['events']:,}", f"{r['users']:,}", f"{r['items']:,}",
+                 *(f"{t.get(s, 0):.2f}" for s in STAGES), f"{t['total']:.2f}", f"{r['raw_s']:.2f}",
+                 f"{r['ours_s'] / r['raw_s']:.2f}", f"{t['als'] / r['raw_s']:.2f}",
+                 f"{t['total'] / r['raw_s']:.2f}", f"{r['peak_mb']:.0f}",
+                 f"{r['metrics']['ndcg@10']:.4f}", f"{r['metrics']['popularity_ndcg@10']:.4f}"]
+        print("| " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000, help="generated events (0 = skip)")
+    parser.add_argument("--users", type=int, default=50_000)
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--data-dir", default=None, help="shared data folder (default ../shared/data)")
+    parser.add_argument("--postgres", default=None, help="also run on this PostgreSQL URL (an empty database)")
+    parser.add_argument("--no-shared", action="store_true", help="skip the shared data sets")
+    args = parser.parse_args()
+    config: dict[str, Any] = {"RECS_QUALITY_GATE_MARGIN": -1}
+    datasets: list[Dataset] = []
+    if args.events:
+        datasets.append(synthetic(args.events, args.users, args.items))
+    if not args.no_shared:
+        directory = shared_data_dir(args.data_dir)
+        found = list(load_shared(directory)) if directory.is_dir() else []
+        if not found:
+            print(f"(no shared data sets under {directory}: skipped)")
+        datasets += found
+    backends = [("sqlite", None)] + ([("postgresql", args.postgres)] if args.postgres else [])
+    print(f"cores: {os.cpu_count()}, ALS: factors={ALSParams().factors} iterations={ALSParams().iterations} "
+          f"refit={ALSParams().refit_iterations} (defaults unless overridden)")
+    for backend, url in backends:
+        rows = []
+        for ds in datasets:
+            workdir = Path(tempfile.mkdtemp(prefix="recs-bench-"))
+            try:
+                uri = url or f"sqlite:///{workdir / 'recs.sqlite3'}"
+                if url:
+                    _reset_postgres(url)
+                rows.append(bench_one(ds, uri, workdir, config))
+                print(f"  {ds.name} on {backend}: done", file=sys.stderr)
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+        print_table(rows, backend)
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""The ``Recommendation`` every recommendation method returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended item with why it was picked; ``to_dict()`` is the HTTP item shape."""
+
+    item_id: str
+    score: float
+    reason: str
+    source: str  # "model" | "fallback"
+    title: str | None = None
+    url: str | None = None
+    image_url: str | None = None
+    price: float | None = None
+    category: str | None = None
+    token: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.item_id,
+            "title": self.title,
+            "url": self.url,
+            "image_url": self.image_url,
+            "price": self.price,
+            "score": round(float(self.score), 6),
+            "reason": self.reason,
+        }
+        if self.token:
+            data["token"] = self.token
+        return data

@@ -1,0 +1,150 @@
+"""``GET /api/v1/...`` recommendation endpoints, ``/health`` and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from marshmallow import EXCLUDE, Schema, fields, validate
+from webargs.flaskparser import FlaskParser
+
+from ..db import utcnow
+from ..engine.api import bundle_store
+from ..serving.api import make_filters, recommender
+from ..serving.recommender import Answer
+from .errors import json_error
+
+PERSONAL = "private, no-store"
+
+
+class RecsQuerySchema(Schema):
+    """Query parameters every recommendation endpoint takes."""
+
+    class Meta:
+        unknown = EXCLUDE  # e.g. a user_id from a browser: ignored, never trusted
+
+    n = fields.Integer(validate=validate.Range(min=1), metadata={"description": "how many items"})
+    category = fields.String(validate=validate.Length(max=255))
+    min_price = fields.Float(allow_nan=False)
+    max_price = fields.Float(allow_nan=False)
+    exclude_ids = fields.String(data_key="exclude", metadata={"description": "comma-separated item ids (or the parameter repeated)"})
+    context_category = fields.String(
+        validate=validate.Length(max=255), metadata={"description": "category of the entry page (cold start)"}
+    )
+
+
+class ItemSchema(Schema):
+    id = fields.String(required=True)
+    title = fields.String(allow_none=True)
+    url = fields.String(allow_none=True)
+    image_url = fields.String(allow_none=True)
+    price = fields.Float(allow_none=True)
+    score = fields.Float()
+    reason = fields.String()
+    token = fields.String(metadata={"description": "recommendation token for click attribution"})
+
+
+class AnswerSchema(Schema):
+    items = fields.List(fields.Nested(ItemSchema))
+    model_version = fields.String(allow_none=True)
+    source = fields.String(validate=validate.OneOf(["model", "fallback"]))
+
+
+class HealthSchema(Schema):
+    status = fields.String(validate=validate.OneOf(["ok", "degraded", "stale"]))
+    model_version = fields.String(allow_none=True)
+    model_age_seconds = fields.Float(allow_none=True)
+
+
+class QueryError(Exception):
+    def __init__(self, messages: Any) -> None:
+        super().__init__("invalid query")
+        self.messages = messages
+
+
+parser = FlaskParser(unknown=EXCLUDE)
+
+
+@parser.error_handler
+def _raise_query_error(
+    error: Any, req: Any, schema: Any, *, error_status_code: Any, error_headers: Any
+) -> NoReturn:
+    raise QueryError(error.messages)
+
+
+def _query() -> dict[str, Any]:
+    args = parser.parse(RecsQuerySchema(), request, location="query")
+    config = current_app.config
+    n = args.get("n") or config["RECS_DEFAULT_N"]
+    if n > config["RECS_MAX_N"]:
+        raise QueryError({"query": {"n": [f"at most {config['RECS_MAX_N']}"]}})
+    excluded = [part for value in request.args.getlist("exclude") for part in value.split(",") if part]
+    filters = make_filters(args.get("category"), args.get("min_price"), args.get("max_price"), excluded)
+    context = {"category": args["context_category"]} if args.get("context_category") else {}
+    return {"n": n, "filters": filters, "context": context}
+
+
+def _answer(answer: Answer, personal: bool = False) -> Response:
+    response = jsonify(answer.to_dict())
+    if personal:
+        response.headers["Cache-Control"] = PERSONAL
+        response.vary.add("Cookie")
+    return response
+
+
+def _state() -> Any:
+    return current_app.extensions["storefront_recs"]
+
+
+def register_recommendation_routes(bp: Blueprint) -> None:
+    @bp.errorhandler(QueryError)
+    def query_error(exc: QueryError) -> Any:
+        return json_error(400, "invalid query parameters", messages=exc.messages)
+
+    @bp.get("/api/v1/similar/<path:item_id>")
+    def similar(item_id: str) -> Response:
+        q = _query()
+        return _answer(recommender(_state()).similar(item_id, q["n"], q["filters"]))
+
+    @bp.get("/api/v1/for-you")
+    def for_you() -> Response:
+        q = _query()
+        visitor = _state().recs.current_visitor()
+        return _answer(recommender(_state()).for_you(visitor, q["n"], q["filters"], q["context"]), personal=True)
+
+    @bp.get("/api/v1/trending")
+    def trending() -> Response:
+        q = _query()
+        return _answer(recommender(_state()).trending(q["n"], q["filters"], q["context"]))
+
+    @bp.get("/api/v1/recently-viewed")
+    def recently_viewed() -> Response:
+        q = _query()
+        visitor = _state().recs.current_visitor()
+        return _answer(recommender(_state()).recently_viewed(visitor, q["n"], q["filters"]), personal=True)
+
+    @bp.get("/api/v1/bought-together/<path:item_id>")
+    def bought_together(item_id: str) -> Response:
+        q = _query()
+        return _answer(recommender(_state()).bought_together(item_id, q["n"], q["filters"]))
+
+    @bp.get("/health")
+    def health() -> Response:
+        state = _state()
+        store = bundle_store(state)
+        bundle = store.current()
+        if bundle is None:
+            return jsonify({"status": "degraded", "model_version": None, "model_age_seconds": None})
+        age = (utcnow() - bundle.created_at).total_seconds()
+        status = "ok"
+        if store.pointer() != bundle.version:
+            status = "degraded"  # the newest bundle could not be loaded; an older one serves
+        elif age > state.config["RECS_MAX_MODEL_AGE"]:
+            status = "stale"
+        return jsonify({"status": status, "model_version": bundle.version, "model_age_seconds": round(age, 1)})
+
+    @bp.get("/api/v1/openapi.json")
+    def openapi() -> Response:
+        from .openapi import build_spec
+
+        return jsonify(build_spec(current_app.config["RECS_URL_PREFIX"].rstrip("/")))
