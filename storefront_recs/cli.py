@@ -27,7 +27,7 @@ def _state() -> Any:
 
 
 @db_cli.command("upgrade")
-@click.argument("revision", default="head")
+@click.argument("revision", default="heads")
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: the latest)."""
     engine = _state().engine

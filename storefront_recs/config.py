@@ -93,13 +93,18 @@ SETTINGS: dict[str, Setting] = {
     "RECS_ALS_FACTORS": Setting(64, "Latent factors of the ALS model."),
     "RECS_ALS_REGULARIZATION": Setting(0.05, "L2 regularisation of the ALS model."),
     "RECS_ALS_ALPHA": Setting(10.0, "Confidence scaling of interactions in ALS (C = 1 + alpha * r)."),
-    "RECS_ALS_ITERATIONS": Setting(15, "ALS iterations on the evaluation (time-split) matrix."),
+    "RECS_ALS_ITERATIONS": Setting(
+        15, "ALS iterations in all: the evaluated fit on the time split runs all but the refit ones."
+    ),
     "RECS_ALS_REFIT_ITERATIONS": Setting(
-        3, "Extra ALS iterations on the full matrix, warm-started from the evaluated model."
+        3, "Of those, the last ones: on the full matrix, warm-started from the evaluated model."
     ),
     "RECS_TRAIN_SEED": Setting(42, "Random seed: the same events and settings give the same model."),
     "RECS_HALF_LIFE_DAYS": Setting(
         90.0, "Half-life of an interaction's weight, in days before the newest event (0 = no decay)."
+    ),
+    "RECS_DECAY_FLOOR": Setting(
+        0.05, "Least weight time decay leaves an old interaction (a fraction of its full weight)."
     ),
     "RECS_DEDUP_SECONDS": Setting(
         60, "Repeats of the same visitor, item and event type within this many seconds count once."
@@ -137,6 +142,32 @@ SETTINGS: dict[str, Setting] = {
     "RECS_EMBEDDED_SCHEDULER": Setting(
         False, "Run the schedule inside the web process (development; one process via a file lock)."
     ),
+    # serving
+    "RECS_BLEND": Setting(
+        {"als": 1.0, "itemitem": 1.0, "popularity": 0.2},
+        "For-you: weight of each candidate source (ALS on the visitor's vector, item-item "
+        "neighbours of what they just viewed, decayed popularity).",
+    ),
+    "RECS_SIMILAR_BLEND": Setting(
+        {"itemitem": 1.0, "als": 0.5, "content": 0.3},
+        "Similar items: weight of item-item, ALS and content neighbours.",
+    ),
+    "RECS_SESSION_MINUTES": Setting(30, "Events this recent count as the current session."),
+    "RECS_SESSION_BOOST": Setting(2.0, "Weight multiplier of current-session events in for-you."),
+    "RECS_BOOST_CATEGORIES": Setting({}, "Score multiplier per category (above 1 boosts, below 1 buries)."),
+    "RECS_BOOST_ITEMS": Setting({}, "Score multiplier per item id (above 1 boosts, below 1 buries)."),
+    "RECS_PINNED": Setting({}, "Widget kind -> item ids always shown first when available."),
+    "RECS_MAX_PER_CATEGORY": Setting(
+        {"for-you": 0.5, "trending": 0.5}, "Widget kind -> largest share of an answer from one category."
+    ),
+    "RECS_REPEAT_BUY_CATEGORIES": Setting(
+        [], "Categories of repeat-buy goods: purchased items there may be recommended again."
+    ),
+    "RECS_CATALOG_REFRESH_SECONDS": Setting(
+        1.0, "How often each worker polls the catalogue for stock and price changes."
+    ),
+    "RECS_DEFAULT_N": Setting(8, "Items per answer when the caller gives no n."),
+    "RECS_MAX_N": Setting(100, "Largest n a caller may ask for."),
     # imports
     "RECS_IMPORT_BATCH_SIZE": Setting(5000, "Rows written per transaction by the import commands."),
 }
