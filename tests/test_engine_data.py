@@ -13,6 +13,7 @@ from sqlalchemy import insert
 
 from storefront_recs.engine.data import (
     MatrixConfig,
+    decay,
     dedup_mask,
     holdout_split,
     load_interactions,
@@ -108,3 +109,12 @@ def test_holdout_takes_each_users_latest_items(sqlite_app: Flask) -> None:
     assert [inter.item_ids[i] for i in test[u1].indices] == ["i4"]
     assert test[u2].nnz == 0 and train[u2].nnz == 2  # too few items to hold any out
     assert train[u1].nnz == 4
+
+
+def test_decay_halves_per_half_life_down_to_the_floor() -> None:
+    day = 86_400.0
+    ts = np.array([0.0, 90 * day, 180 * day, 10_000 * day])
+    assert decay(ts, 90.0, reference=180 * day, floor=0.05).tolist() == pytest.approx([0.25, 0.5, 1.0, 1.0])
+    old = decay(np.array([0.0, 10_000 * day]), 90.0, floor=0.05)
+    assert old.tolist() == pytest.approx([0.05, 1.0])
+    assert decay(ts, 0.0).tolist() == [1.0, 1.0, 1.0, 1.0]

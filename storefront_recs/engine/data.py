@@ -29,6 +29,7 @@ class MatrixConfig:
 
     weights: Mapping[str, float]
     half_life_days: float = 90.0
+    decay_floor: float = 0.05
     dedup_seconds: float = 60.0
     session_gap_seconds: float = 1800.0
 
@@ -37,6 +38,7 @@ class MatrixConfig:
         return cls(
             weights=dict(config["RECS_EVENT_WEIGHTS"]),
             half_life_days=float(config["RECS_HALF_LIFE_DAYS"]),
+            decay_floor=float(config["RECS_DECAY_FLOOR"]),
             dedup_seconds=float(config["RECS_DEDUP_SECONDS"]),
             session_gap_seconds=float(config["RECS_SESSION_GAP_SECONDS"]),
         )
@@ -70,17 +72,18 @@ class Interactions:
         return len(self.item_ids)
 
     def matrix(self, mask: np.ndarray | None = None, values: np.ndarray | None = None) -> sparse.csr_matrix:
-        """The users x items CSR matrix of summed strengths (optionally of a subset of rows)."""
+        """The users x items CSR matrix of summed strengths (optionally of a subset of events).
+
+        Relies on the events being sorted by (user, item, ...): each cell's events are
+        contiguous, so the cells are summed with ``np.add.reduceat``, no sort needed.
+        """
         data = self.strength if values is None else values
         users, items = self.users, self.items
         if mask is not None:
             data, users, items = data[mask], users[mask], items[mask]
-        coo = sparse.coo_matrix(
-            (data.astype(np.float32), (users, items)), shape=(self.n_users, self.n_items)
-        )
-        csr = coo.tocsr()
-        csr.sum_duplicates()
-        return csr
+        starts = cell_starts(users, items)
+        return _csr(np.add.reduceat(data, starts) if len(starts) else data[:0], users[starts],
+                    items[starts], (self.n_users, self.n_items))
 
     def time_range(self) -> tuple[float | None, float | None]:
         if not len(self.ts):
@@ -192,7 +195,7 @@ def load_interactions(
         item_ids=item_ids,
         users=users,
         items=items,
-        strength=(raw * decay(ts, cfg.half_life_days)).astype(np.float32),
+        strength=(raw * decay(ts, cfg.half_life_days, floor=cfg.decay_floor)).astype(np.float32),
         raw=raw.astype(np.float32),
         ts=ts,
         types=types,
@@ -254,13 +257,16 @@ def dedup_mask(
     return keep
 
 
-def decay(ts: np.ndarray, half_life_days: float, reference: float | None = None) -> np.ndarray:
-    """0.5 ** (age / half-life), age counted back from ``reference`` (default: the newest event)."""
+def decay(
+    ts: np.ndarray, half_life_days: float, reference: float | None = None, floor: float = 0.0
+) -> np.ndarray:
+    """max(0.5 ** (age / half-life), floor), age counted back from ``reference`` (default: the
+    newest event). The floor keeps years-old interactions from vanishing to zero."""
     if half_life_days <= 0 or not len(ts):
         return np.ones(len(ts), dtype=np.float32)
     ref = float(ts.max()) if reference is None else reference
     age = np.maximum(ref - ts, 0.0)
-    return np.exp2(-age / (half_life_days * DAY)).astype(np.float32)
+    return np.maximum(np.exp2(-age / (half_life_days * DAY)), floor).astype(np.float32)
 
 
 def sessions(users: np.ndarray, ts: np.ndarray, gap: float) -> np.ndarray:
@@ -276,34 +282,47 @@ def sessions(users: np.ndarray, ts: np.ndarray, gap: float) -> np.ndarray:
     return out
 
 
+def cell_starts(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Where each (user, item) run begins in arrays sorted by user, then item."""
+    new = np.ones(len(users), dtype=bool)
+    new[1:] = (users[1:] != users[:-1]) | (items[1:] != items[:-1])
+    return np.flatnonzero(new)
+
+
+def _csr(data: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
+    """A CSR matrix from cells already sorted by row, then column, without duplicates."""
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    return sparse.csr_matrix((data.astype(np.float32), cols.astype(np.int32), indptr), shape=shape)
+
+
 def holdout_split(
     inter: Interactions, fraction: float, min_items: int
 ) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
     """Time split: each user's latest ``fraction`` of distinct items (ceil) becomes the test set.
 
-    Users with fewer than ``min_items`` distinct items stay entirely in training. Returns
-    ``(train, test)`` matrices of the same shape; the test matrix holds 1 per held-out item.
+    An item's time is the user's last interaction with it. Users with fewer than
+    ``min_items`` distinct items stay entirely in training. Returns ``(train, test)`` matrices
+    of the same shape; the test matrix holds 1 per held-out item.
     """
-    n_items = max(inter.n_items, 1)
-    cell = inter.users.astype(np.int64) * n_items + inter.items
-    order = np.lexsort((inter.ts, cell))
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = cell[order][1:] != cell[order][:-1]
-    cells, last_ts = cell[order][last], inter.ts[order][last]
-    cell_user = cells // n_items
+    starts = cell_starts(inter.users, inter.items)
+    shape = (inter.n_users, inter.n_items)
+    if not len(starts):
+        return inter.matrix(), sparse.csr_matrix(shape, dtype=np.float32)
+    marks = np.zeros(len(inter.users), dtype=np.int64)
+    marks[starts] = 1
+    cell_of_event = np.cumsum(marks) - 1
+    last_ts = np.maximum.reduceat(inter.ts, starts)
+    cell_user, cell_item = inter.users[starts], inter.items[starts]
     by_user = np.lexsort((-last_ts, cell_user))
-    cells, cell_user = cells[by_user], cell_user[by_user]
     counts = np.bincount(cell_user, minlength=inter.n_users)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    rank = np.arange(len(cells)) - starts[cell_user]
+    first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.empty(len(starts), dtype=np.int64)
+    rank[by_user] = np.arange(len(starts)) - first[cell_user[by_user]]
     held = np.where(counts >= max(min_items, 2), np.ceil(counts * fraction), 0).astype(np.int64)
-    test_cells = cells[rank < held[cell_user]]
-    in_test = np.isin(cell, test_cells)
-    train = inter.matrix(mask=~in_test)
-    test = sparse.csr_matrix(
-        (np.ones(len(test_cells), np.float32), (test_cells // n_items, test_cells % n_items)),
-        shape=(inter.n_users, inter.n_items),
-    )
+    in_test = rank < held[cell_user]
+    train = inter.matrix(mask=~in_test[cell_of_event])
+    test = _csr(np.ones(int(in_test.sum()), np.float32), cell_user[in_test], cell_item[in_test], shape)
     return train, test
 
 

@@ -10,20 +10,32 @@ by training-set strength) is scored the same way in the same run.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
+from implicit.cpu.topk import topk
 from scipy import sparse
 
 KS = (10, 20)
 BATCH = 512
 
-Scorer = Callable[[np.ndarray], np.ndarray]  # user indexes -> (users x items) scores
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A model as implicit ranks it: score(user, item) = queries(users) . items."""
+
+    items: np.ndarray  # items x f
+    queries: Callable[[np.ndarray], np.ndarray]  # user indexes -> users x f
 
 
 def evaluate_scorer(
-    score: Scorer, train: sparse.csr_matrix, test: sparse.csr_matrix, users: np.ndarray
+    scorer: Scorer, train: sparse.csr_matrix, test: sparse.csr_matrix, users: np.ndarray
 ) -> dict[str, float]:
-    """NDCG@10, Recall@10/20 and coverage of one scorer on the given test users."""
+    """NDCG@10, Recall@10/20 and coverage of one scorer on the given test users.
+
+    Ranking uses implicit's ``topk`` with the user's training items filtered out.
+    """
     n_items = train.shape[1]
     k_max = min(max(KS), n_items)
     if not len(users) or k_max == 0:
@@ -32,18 +44,17 @@ def evaluate_scorer(
     ndcg: list[np.ndarray] = []
     recall: dict[int, list[np.ndarray]] = {k: [] for k in KS}
     shown = np.zeros(n_items, dtype=bool)
+    items = np.ascontiguousarray(scorer.items, dtype=np.float32)
     for start in range(0, len(users), BATCH):
         batch = users[start : start + BATCH]
-        scores = np.array(score(batch), dtype=np.float32, copy=True)
-        seen = train[batch].tocoo()
-        scores[seen.row, seen.col] = -np.inf
-        top = np.argpartition(-scores, k_max - 1, axis=1)[:, :k_max]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        top = np.take_along_axis(top, np.argsort(-top_scores, axis=1, kind="stable"), axis=1)
+        query = np.ascontiguousarray(scorer.queries(batch), dtype=np.float32)
+        top, _ = topk(items, query, k_max, filter_query_items=train[batch])
+        valid = top >= 0
+        top = np.where(valid, top, 0)
         truth = test[batch]
-        hits = np.asarray(truth[np.arange(len(batch))[:, None], top].todense()) > 0
+        hits = np.take_along_axis(truth.toarray() > 0, top, axis=1) & valid
         n_true = np.diff(truth.indptr)
-        shown[top[:, : min(10, k_max)].ravel()] = True
+        shown[top[:, : min(10, k_max)][valid[:, : min(10, k_max)]]] = True
         dcg = (hits[:, :10] * discounts[: min(10, k_max)]).sum(axis=1)
         ideal = np.array([discounts[: min(t, 10)].sum() for t in n_true])
         ndcg.append(dcg / np.maximum(ideal, 1e-12))
@@ -66,14 +77,14 @@ def holdout_users(test: sparse.csr_matrix, max_users: int, seed: int) -> np.ndar
 
 
 def factor_scorer(user_factors: np.ndarray, item_factors: np.ndarray) -> Scorer:
-    """Scores of a factor model: user factors . item factors."""
-    return lambda users: user_factors[users] @ item_factors.T
+    """A factor model: user factors . item factors."""
+    return Scorer(item_factors, lambda users: user_factors[users])
 
 
 def popularity_scorer(train: sparse.csr_matrix) -> Scorer:
-    """Scores of the popularity baseline: training strength per item, the same for everyone."""
+    """The popularity baseline: training strength per item, the same for everyone."""
     pop = np.asarray(train.sum(axis=0)).ravel().astype(np.float32)
-    return lambda users: np.broadcast_to(pop, (len(users), len(pop)))
+    return Scorer(pop[:, np.newaxis], lambda users: np.ones((len(users), 1), np.float32))
 
 
 def compare(model: dict[str, float], baseline: dict[str, float], prefix: str = "popularity_") -> dict[str, float]:

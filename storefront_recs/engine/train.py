@@ -147,7 +147,9 @@ def run_pipeline(
         full_m = inter.matrix()
     p = settings.als
     with clock.stage("als"):
-        eval_model = fit_als(train_m, p)
+        # the iterations are shared: most on the time split (the evaluated model), the last few
+        # on the full matrix from there (the published model), so ALS costs one plain fit
+        eval_model = fit_als(train_m, p, iterations=max(p.iterations - p.refit_iterations, 1))
         model = fit_als(full_m, p, warm_start=eval_model, iterations=p.refit_iterations) \
             if p.refit_iterations > 0 else eval_model
     with clock.stage("evaluate"):
@@ -213,6 +215,7 @@ def _manifest(
             "als": asdict(settings.als),
             "event_weights": dict(settings.matrix.weights),
             "half_life_days": settings.matrix.half_life_days,
+            "decay_floor": settings.matrix.decay_floor,
             "dedup_seconds": settings.matrix.dedup_seconds,
             "itemitem_k": settings.itemitem_k,
             "content_dims": settings.content_dims,
