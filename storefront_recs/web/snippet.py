@@ -14,6 +14,10 @@ from flask import Blueprint, current_app, g, render_template, url_for
 from flask.blueprints import BlueprintSetupState
 from markupsafe import Markup, escape
 
+from ..serving.api import make_filters
+from ..serving.api import recommender as serving_recommender
+from ..serving.recommendation import Recommendation
+from ..serving.rules import Filters
 from .consent import register_consent
 
 SCRIPT = "storefront_recs/recs.min.js"
@@ -59,27 +63,41 @@ def recs_snippet(nonce: str | None = None) -> Markup:
     return Markup(f"<script{_attrs({'nonce': nonce})}>{STUB}</script><script{_attrs(script)}></script>")
 
 
-def recs_widget(kind: str, item_id: str | None = None, n: int = 4, **options: Any) -> Markup:
-    """A widget rendered on the server; the snippet then tracks its impressions and clicks.
+def recs_widget(
+    kind: str, item_id: str | None = None, n: int = 4, title: str | None = None, **filters: Any
+) -> Markup:
+    """A widget rendered on the server; the snippet then records its impressions and clicks.
 
-    ``options`` reach the template (e.g. ``title="You may also like"``).
+    ``filters``: category, min_price, max_price, exclude (as for the JSON API). ``title`` is
+    shown as the widget's heading. With no recommendations it renders nothing.
     """
     if kind not in WIDGET_KINDS:
         raise ValueError(f"unknown widget kind {kind!r}; one of {', '.join(WIDGET_KINDS)}")
-    items = [{**item, "url": safe_url(item.get("url")), "image_url": safe_url(item.get("image_url"))}
-             for item in _recommendations(kind, item_id, n)]
+    if kind in ("similar", "bought-together") and not item_id:
+        raise ValueError(f"a {kind} widget needs an item_id")
+    items = [
+        {**rec.to_dict(), "url": safe_url(rec.url), "image_url": safe_url(rec.image_url)}
+        for rec in _recommendations(kind, item_id, n, make_filters(**filters))
+    ]
     return Markup(
-        render_template("storefront_recs/widget.html", kind=kind, item_id=item_id, items=items, **options)
+        render_template("storefront_recs/widget.html", kind=kind, item_id=item_id, items=items, title=title)
     )
 
 
-def _recommendations(kind: str, item_id: str | None, n: int) -> list[dict[str, Any]]:
-    """The HTTP item dicts (with ``token``) of one widget, from the serving layer."""
-    from .. import current_recs
-
-    method = getattr(current_recs, kind.replace("-", "_").replace("similar", "similar_items"))
-    args = (item_id,) if kind in ("similar", "bought-together") else ()
-    return [rec.to_dict() for rec in method(*args, n=n)]
+def _recommendations(kind: str, item_id: Any, n: int, filters: Filters) -> list[Recommendation]:
+    """What the JSON endpoint of the same kind would answer this visitor."""
+    state = current_app.extensions["storefront_recs"]
+    recommender = serving_recommender(state)
+    if kind == "similar":
+        return recommender.similar(item_id, n, filters).items
+    if kind == "bought-together":
+        return recommender.bought_together(item_id, n, filters).items
+    if kind == "trending":
+        return recommender.trending(n, filters).items
+    visitor = state.recs.current_visitor(may_track=False)  # reads the cookie, never issues one
+    if kind == "for-you":
+        return recommender.for_you(visitor, n, filters).items
+    return recommender.recently_viewed(visitor, n, filters).items
 
 
 def safe_url(url: Any) -> str | None:
