@@ -204,6 +204,12 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15, what: str = "con
         time.sleep(0.05)
 
 
+def has_visitor_cookie(context: Any) -> bool:
+    """The anonymous id the first event post set has reached the browser's cookie jar (the
+    database row is written before the response arrives: navigating sooner may start a new id)."""
+    return any(c["name"] == "recs_aid" for c in context.cookies())
+
+
 @pytest.fixture(scope="session")
 def playwright_instance() -> Iterator[Any]:
     if not CHROMIUM.exists():

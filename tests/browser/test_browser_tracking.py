@@ -6,7 +6,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, LiveShop, wait_for, watch_requests
+from .conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LiveShop,
+    has_visitor_cookie,
+    wait_for,
+    watch_requests,
+)
 
 QUEUE_KEY = "recs_q"
 
@@ -19,6 +26,7 @@ def test_a_product_view_is_recorded_exactly_once(shop: LiveShop, page: Any) -> N
     """JSON-LD is enough (zero code); the snippet written twice and pasted again counts once."""
     page.goto(f"{shop.url}/p/sku-1")
     wait_for(lambda: shop.events("view"), what="the product view")
+    wait_for(lambda: has_visitor_cookie(page.context), what="the visitor cookie")
     page.goto(f"{shop.url}/a/sku-2")  # found from data-recs-item-id this time
     wait_for(lambda: shop.events("view")[1:], what="the second product view")
     page.goto(f"{shop.url}/about")

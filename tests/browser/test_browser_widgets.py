@@ -16,7 +16,7 @@ from conftest import make_app
 from storefront_recs import Recs
 from storefront_recs.db import utcnow
 
-from .conftest import LiveShop, wait_for
+from .conftest import LiveShop, has_visitor_cookie, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs/screenshots/product-page.png"
@@ -80,6 +80,7 @@ def test_widgets_show_items_from_the_trained_model(trained_shop: LiveShop, conte
     for seen in ("mug-3", "tea-5"):  # so that "recently viewed" has something to show
         page.goto(f"{shop.url}/w/{seen}")
         wait_for(lambda seen=seen: [e for e in shop.events("view") if e.item_id == seen], what=f"the view of {seen}")
+        wait_for(lambda: has_visitor_cookie(context), what="the visitor cookie")
     with page.expect_response(lambda r: "/recs/api/v1/similar/tea-1?n=4" in r.url) as response:
         page.goto(f"{shop.url}/w/tea-1")
     answer = response.value.json()
@@ -134,6 +135,7 @@ def test_catalogue_text_is_rendered_as_text(trained_shop: LiveShop, context: Any
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(f"{shop.url}/w/xss-1")
     wait_for(lambda: [e for e in shop.events("view") if e.item_id == "xss-1"], what="the view of the product")
+    wait_for(lambda: has_visitor_cookie(context), what="the visitor cookie")
     page.goto(f"{shop.url}/w/tea-2")
     page.wait_for_selector("#recent-js [data-recs-item]")
 
