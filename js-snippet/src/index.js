@@ -36,6 +36,7 @@ import { itemTemplate, render } from './widgets.js'
     storage,
     allowed
   })
+  if (refused || consent === '0') queue.clear() // events stored before the visitor said no
 
   // props: item_id or items, quantity, value, context (page, referrer, widget, slot, token, ...)
   function track (type, props) {

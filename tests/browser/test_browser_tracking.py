@@ -140,11 +140,16 @@ def test_consent_given_on_the_page_sends_what_it_held_in_memory(shop_factory: Ca
 
 
 def browse_and_post_nothing(shop: LiveShop, page: Any) -> None:
+    """Browse and add to cart; events a page left unsent before are forgotten, not sent."""
+    page.goto(f"{shop.url}/sentinel")
+    page.evaluate(f"""localStorage.setItem('{QUEUE_KEY}', JSON.stringify(
+        [{{event_id: '00000000-0000-4000-8000-000000000001', type: 'page_view'}}]))""")
     page.goto(f"{shop.url}/p/sku-1")
     page.click("#add")
     page.evaluate("recs('flush')")
+    assert page.evaluate(f"localStorage.getItem('{QUEUE_KEY}')") is None
     page.goto(f"{shop.url}/sentinel")
-    wait_for(lambda: "GET /sentinel" in shop.requests, what="the sentinel request")
+    wait_for(lambda: shop.requests.count("GET /sentinel") == 2, what="the second sentinel request")
 
 
 def test_do_not_track_is_honoured(shop_factory: Callable[..., LiveShop], playwright_instance: Any, tmp_path: Any) -> None:
