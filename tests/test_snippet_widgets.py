@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import make_app
 from flask import Flask, render_template_string
+from minimal_app import create_app
 
 from storefront_recs import Recs
 
@@ -61,3 +62,11 @@ def test_the_shop_can_override_the_widget_template(sqlite_uri: str, tmp_path: Pa
     app.template_folder = str(tmp_path / "templates")
     app.extensions["storefront_recs"].recs.catalog.upsert([{"id": "sku-1", "title": XSS}])
     assert render(app, '{{ recs_widget("trending") }}') == "<b>&lt;img src=x onerror=alert(1)&gt;</b>"
+
+
+def test_a_widget_that_cannot_be_served_renders_nothing_and_logs(
+    sqlite_uri: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app({"RECS_DATABASE_URI": sqlite_uri, "RECS_MODEL_DIR": str(tmp_path / "models")})
+    assert render(app, '{{ recs_widget("trending") }}<p>the page</p>') == "<p>the page</p>"  # not migrated
+    assert "the trending widget could not be rendered" in caplog.text

@@ -69,15 +69,21 @@ def recs_widget(
     """A widget rendered on the server; the snippet then records its impressions and clicks.
 
     ``filters``: category, min_price, max_price, exclude (as for the JSON API). ``title`` is
-    shown as the widget's heading. With no recommendations it renders nothing.
+    shown as the widget's heading. With no recommendations it renders nothing, and so it does
+    when they cannot be had (the error is logged): a widget never breaks the shop's page.
     """
     if kind not in WIDGET_KINDS:
         raise ValueError(f"unknown widget kind {kind!r}; one of {', '.join(WIDGET_KINDS)}")
     if kind in ("similar", "bought-together") and not item_id:
         raise ValueError(f"a {kind} widget needs an item_id")
+    try:
+        recommendations = _recommendations(kind, item_id, n, make_filters(**filters))
+    except Exception:
+        current_app.logger.exception("storefront-recs: the %s widget could not be rendered", kind)
+        return Markup("")
     items = [
         {**rec.to_dict(), "url": safe_url(rec.url), "image_url": safe_url(rec.image_url)}
-        for rec in _recommendations(kind, item_id, n, make_filters(**filters))
+        for rec in recommendations
     ]
     return Markup(
         render_template("storefront_recs/widget.html", kind=kind, item_id=item_id, items=items, title=title)
