@@ -253,11 +253,6 @@ def shop(shop_factory: Callable[..., LiveShop]) -> LiveShop:
     return shop_factory()
 
 
-def watch_requests(page: Any, shop: LiveShop, foreign: list[str]) -> None:
-    """Collect every request that does not go to the shop itself (there must be none)."""
-    page.on("request", lambda r: None if r.url.startswith(shop.url) else foreign.append(r.url))
-
-
 @pytest.fixture
 def context(browser: Any) -> Iterator[Any]:
     context = browser.new_context()
@@ -265,15 +260,28 @@ def context(browser: Any) -> Iterator[Any]:
     context.close()
 
 
+def watch_requests(page: Any, shop: LiveShop, foreign: list[str]) -> None:
+    """Collect every request that does not go to the shop itself (there must be none)."""
+    page.on("request", lambda r: None if r.url.startswith(shop.url) else foreign.append(r.url))
+
+
 @pytest.fixture
-def page(context: Any, shop: LiveShop) -> Iterator[Any]:
-    """A page of a fresh browser context; fails the test if it ever talks to another host."""
-    page = context.new_page()
-    foreign: list[str] = []
-    watch_requests(page, shop, foreign)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("dialog", lambda dialog: (errors.append(f"dialog: {dialog.message}"), dialog.dismiss()))
-    yield page
-    assert foreign == [], "requests to other hosts"
-    assert errors == [], "script errors or dialogs on the page"
+def open_page(context: Any) -> Iterator[Callable[[LiveShop], Any]]:
+    """Open pages on a shop; the test fails if a page talks to any other host, has a script
+    error or opens a dialog (an injected alert() would)."""
+    problems: list[str] = []
+
+    def open_on(shop: LiveShop) -> Any:
+        page = context.new_page()
+        watch_requests(page, shop, problems)
+        page.on("pageerror", lambda exc: problems.append(f"script error: {exc}"))
+        page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+        return page
+
+    yield open_on
+    assert problems == []
+
+
+@pytest.fixture
+def page(open_page: Callable[[LiveShop], Any], shop: LiveShop) -> Any:
+    return open_page(shop)

@@ -12,7 +12,6 @@ from .conftest import (
     LiveShop,
     has_visitor_cookie,
     wait_for,
-    watch_requests,
 )
 
 QUEUE_KEY = "recs_q"
@@ -98,11 +97,11 @@ def test_a_4xx_answer_is_dropped_not_retried(shop: LiveShop, page: Any) -> None:
     assert len(shop.events()) == 3  # first page_view, queued search, the good page_view
 
 
-def test_consent_mode_sends_and_stores_nothing_until_consent(shop_factory: Callable[..., LiveShop], context: Any) -> None:
+def test_consent_mode_sends_and_stores_nothing_until_consent(
+    shop_factory: Callable[..., LiveShop], open_page: Callable[[LiveShop], Any], context: Any
+) -> None:
     shop = shop_factory(RECS_REQUIRE_CONSENT=True)
-    page = context.new_page()
-    foreign: list[str] = []
-    watch_requests(page, shop, foreign)
+    page = open_page(shop)
 
     page.goto(f"{shop.url}/p/sku-1")
     page.click("#add")
@@ -126,12 +125,13 @@ def test_consent_mode_sends_and_stores_nothing_until_consent(shop_factory: Calla
     assert {c["name"] for c in context.cookies()} == {"recs_consent", "recs_aid"}
     page.evaluate("recs('consent', false)")
     assert {c["name"]: c["value"] for c in context.cookies()} == {"recs_consent": "0"}
-    assert foreign == []
 
 
-def test_consent_given_on_the_page_sends_what_it_held_in_memory(shop_factory: Callable[..., LiveShop], context: Any) -> None:
+def test_consent_given_on_the_page_sends_what_it_held_in_memory(
+    shop_factory: Callable[..., LiveShop], open_page: Callable[[LiveShop], Any]
+) -> None:
     shop = shop_factory(RECS_REQUIRE_CONSENT=True)
-    page = context.new_page()
+    page = open_page(shop)
     page.goto(f"{shop.url}/p/sku-5")
     page.click("#add")
     page.evaluate("recs('consent', true)")
