@@ -127,3 +127,7 @@ recs_cli.add_command(scheduler_command)
 from .privacy.cli import register_privacy_commands  # noqa: E402
 
 register_privacy_commands(recs_cli)
+
+from .experiments.cli import report_command  # noqa: E402
+
+recs_cli.add_command(report_command)

@@ -170,6 +170,27 @@ SETTINGS: dict[str, Setting] = {
     "RECS_MAX_N": Setting(100, "Largest n a caller may ask for."),
     # imports
     "RECS_IMPORT_BATCH_SIZE": Setting(5000, "Rows written per transaction by the import commands."),
+    # experiments and the admin dashboard (storefront_recs/experiments, web/admin.py)
+    "RECS_EXPERIMENTS": Setting(
+        [],
+        "A/B tests declared in config: [{'key', 'name', 'variants': [{'name', 'percent', "
+        "'overrides'}], 'widgets', 'start', 'end'}]; synced into recs_experiments on first use.",
+    ),
+    "RECS_ATTRIBUTION_WINDOW": Setting(
+        7 * 24 * 3600, "Seconds after a recommendation click within which a cart or purchase is credited to it."
+    ),
+    "RECS_EXPERIMENT_MIN_VISITORS": Setting(
+        200, "Visitors per variant below which experiment results carry a small-sample warning."
+    ),
+    "RECS_EXPERIMENT_CONFIDENCE": Setting(0.95, "Confidence level of intervals and significance tests."),
+    "RECS_EXPERIMENT_REFRESH_SECONDS": Setting(
+        2.0, "How often each worker re-reads the experiments (a pause shows within this time)."
+    ),
+    "RECS_ADMIN_CHECK": Setting(
+        None,
+        "Who may open /recs/admin/: a callable (or 'module:function') returning bool; "
+        "@recs.admin_check wins. Default: nobody.",
+    ),
 }
 
 

@@ -161,3 +161,42 @@ class Suppression(Base):
     fingerprint: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
     subject: Mapped[str] = mapped_column(String(KEY_LENGTH), nullable=False, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class Experiment(Base):
+    """An A/B test: variants with traffic percentages and per-variant serving overrides.
+
+    ``variants`` is a list of ``{"name", "percent", "overrides"}``; ``status`` is ``running``
+    or ``paused``; ``source`` says whether config or the dashboard declared it.
+    """
+
+    __tablename__ = "recs_experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    widgets: Mapped[list[str] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="running")
+    source: Mapped[str] = mapped_column(String(16), nullable=False, default="config")
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class ExperimentAssignment(Base):
+    """The variant a visitor got, kept so it is sticky; a login moves it to the user key."""
+
+    __tablename__ = "recs_experiment_assignments"
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "user_key", name="uq_recs_experiment_assignments_user"),
+        UniqueConstraint("experiment_id", "anonymous_id", name="uq_recs_experiment_assignments_anon"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    variant: Mapped[str] = mapped_column(String(64), nullable=False)
+    user_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH), index=True)
+    anonymous_id: Mapped[str | None] = mapped_column(String(KEY_LENGTH), index=True)
+    assigned_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)

@@ -6,7 +6,9 @@ plus, for personal answers, one indexed query for the visitor's recent events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+from collections import ChainMap
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -38,13 +40,35 @@ class Answer:
     items: list[Recommendation]
     model_version: str | None
     source: str  # "model" when any item came from the model, else "fallback"
+    variant: str | None = None  # "experiment:variant" when an A/B test shaped the answer
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "items": [r.to_dict() for r in self.items],
             "model_version": self.model_version,
             "source": self.source,
+            "variant": self.variant,
         }
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How answers are made: blend weights and rules from config, or an experiment variant's
+    overrides over them (``holdout``: "popular" answers with popular items, "none" with nothing)."""
+
+    key: str
+    weights: dict[str, dict[str, float]]
+    rules: Rules
+    holdout: str | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], key: str = "") -> Settings:
+        weights = {
+            "event": dict(config["RECS_EVENT_WEIGHTS"]),
+            "for_you": dict(config["RECS_BLEND"]),
+            "similar": dict(config["RECS_SIMILAR_BLEND"]),
+        }
+        return cls(key, weights, Rules.from_config(config), config.get("holdout") or None)
 
 
 def top_of_row(matrix: Any, row: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,41 +121,64 @@ class Recommender:
         self.catalog = catalog
         self.popularity = popularity
         self.is_erased = is_erased
-        self.rules = Rules.from_config(config)
-        self.weights = {
-            "event": dict(config["RECS_EVENT_WEIGHTS"]),
-            "for_you": dict(config["RECS_BLEND"]),
-            "similar": dict(config["RECS_SIMILAR_BLEND"]),
-        }
+        self.settings = Settings.from_config(config)
+        self.rules = self.settings.rules
+        self.weights = self.settings.weights
+        self._variant_settings: dict[str, Settings] = {}
         self._signer = Signer(secret, salt="storefront-recs.recommendation")
         self.new_items = NewItems()
-        self._similar_cache: dict[tuple[str, int], Candidates] = {}
+        self._similar_cache: dict[tuple[str, int, str], Candidates] = {}
         self._similar_key: tuple[str, int] | None = None
         self._token_signatures: dict[tuple[str, str], str] = {}
         self._popular_order: tuple[str, np.ndarray] | None = None
 
+    def settings_for(self, overrides: Mapping[str, Any] | None) -> Settings:
+        """The default settings, or config with a variant's overrides on top (cached)."""
+        if not overrides:
+            return self.settings
+        key = json.dumps(overrides, sort_keys=True, default=str)
+        found = self._variant_settings.get(key)
+        if found is None:
+            found = Settings.from_config(ChainMap(dict(overrides), self.config), key)
+            if len(self._variant_settings) > 256:
+                self._variant_settings.clear()
+            self._variant_settings[key] = found
+        return found
+
+    def _holdout(self, kind: str, n: int, filters: Filters, bundle: ModelBundle | None, settings: Settings,
+                 context: dict[str, Any] | None = None) -> Answer:
+        """A holdout variant's answer: popular items only, or nothing."""
+        if settings.holdout == "none":
+            return Answer([], bundle.version if bundle else None, "fallback")
+        return self._finish(kind, {}, n, filters, bundle, context=context, rules=settings.rules)
+
     # -- public verbs ---------------------------------------------------------------------------
-    def similar(self, item_id: str, n: int, filters: Filters) -> Answer:
+    def similar(self, item_id: str, n: int, filters: Filters, overrides: Mapping[str, Any] | None = None) -> Answer:
         self.catalog.refresh()
         bundle = self.bundle()
+        settings = self.settings_for(overrides)
+        if settings.holdout:
+            return self._holdout("similar", n, filters.excluding([item_id]), bundle, settings)
         seed = self.catalog.get(item_id)
-        candidates = self._similar_candidates(bundle, item_id, n) if bundle is not None else {}
+        candidates = self._similar_candidates(bundle, item_id, n, settings) if bundle is not None else {}
         return self._finish("similar", candidates, n, filters.excluding([item_id]), bundle,
-                            category=seed.category if seed else None, seed_item=item_id)
+                            category=seed.category if seed else None, seed_item=item_id, rules=settings.rules)
 
-    def _similar_candidates(self, bundle: ModelBundle, item_id: str, n: int) -> Candidates:
+    def _similar_candidates(self, bundle: ModelBundle, item_id: str, n: int,
+                            settings: Settings | None = None) -> Candidates:
         """Model candidates for an item; cached per model and new-item set, since they only
         change with those (rules, stock and prices are applied afterwards, per request)."""
         depth = max(4 * n, 40)
         key = (bundle.version, id(self.new_items.get(bundle, self.catalog)))
         if key != self._similar_key:
             self._similar_cache, self._similar_key = {}, key
-        cached = self._similar_cache.get((item_id, depth))
+        settings = settings or self.settings
+        cached = self._similar_cache.get((item_id, depth, settings.key))
         if cached is not None:
             return cached
         title = self._title(item_id)
         candidates: Candidates = {}
-        w = self.weights["similar"]
+        w = settings.weights["similar"]
         idx = bundle.item_index.get(item_id)
         if idx is not None:
             self._add_ranked(candidates, bundle, *top_of_row(bundle.itemitem.similarity, idx, depth),
@@ -143,12 +190,16 @@ class Recommender:
             add(candidates, str(other), float(score) * w.get("content", 0), f"similar to {title}")
         if len(self._similar_cache) >= SIMILAR_CACHE_SIZE:
             self._similar_cache = {}
-        self._similar_cache[(item_id, depth)] = candidates
+        self._similar_cache[(item_id, depth, settings.key)] = candidates
         return candidates
 
-    def for_you(self, visitor: Visitor, n: int, filters: Filters, context: dict[str, Any] | None = None) -> Answer:
+    def for_you(self, visitor: Visitor, n: int, filters: Filters, context: dict[str, Any] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Answer:
         self.catalog.refresh()
         bundle = self.bundle()
+        settings = self.settings_for(overrides)
+        if settings.holdout:
+            return self._holdout("for-you", n, filters, bundle, settings, context)
         masked = visitor.user_key is not None and self.is_erased(visitor.user_key)
         history = VisitorHistory() if masked else load_history(self.engine, visitor)
         excluded = set(history.in_cart) | {
@@ -158,25 +209,33 @@ class Recommender:
         }
         candidates: Candidates = {}
         if bundle is not None and not masked:
-            self._personal_candidates(candidates, bundle, visitor, history, n)
+            self._personal_candidates(candidates, bundle, visitor, history, n, settings.weights["for_you"])
         category = (context or {}).get("category") or self._recent_category(history)
         return self._finish("for-you", candidates, n, filters.excluding(excluded), bundle, category=category,
-                            context=context)
+                            context=context, rules=settings.rules)
 
-    def trending(self, n: int, filters: Filters, context: dict[str, Any] | None = None) -> Answer:
+    def trending(self, n: int, filters: Filters, context: dict[str, Any] | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> Answer:
         self.catalog.refresh()
         bundle = self.bundle()
+        settings = self.settings_for(overrides)
+        if settings.holdout:
+            return self._holdout("trending", n, filters, bundle, settings, context)
         candidates: Candidates = {}
         if bundle is not None:
             scores = bundle.trending
             top = np.argsort(-scores)[: max(4 * n, 40)]
             for idx, score in zip(top, normalised(scores[top]), strict=True):
                 add(candidates, bundle.item_ids[int(idx)], float(score), "trending now")
-        return self._finish("trending", candidates, n, filters, bundle, context=context)
+        return self._finish("trending", candidates, n, filters, bundle, context=context, rules=settings.rules)
 
-    def recently_viewed(self, visitor: Visitor, n: int, filters: Filters) -> Answer:
+    def recently_viewed(self, visitor: Visitor, n: int, filters: Filters,
+                        overrides: Mapping[str, Any] | None = None) -> Answer:
         self.catalog.refresh()
         bundle = self.bundle()
+        settings = self.settings_for(overrides)
+        if settings.holdout:
+            return self._holdout("recently-viewed", n, filters, bundle, settings)
         history = load_history(self.engine, visitor)
         items: list[Recommendation] = []
         viewed = history.viewed(limit=4 * n + 10)
@@ -189,16 +248,20 @@ class Recommender:
                 break
         return Answer(items, bundle.version if bundle else None, "model")
 
-    def bought_together(self, item_id: str, n: int, filters: Filters) -> Answer:
+    def bought_together(self, item_id: str, n: int, filters: Filters,
+                        overrides: Mapping[str, Any] | None = None) -> Answer:
         self.catalog.refresh()
         bundle = self.bundle()
+        settings = self.settings_for(overrides)
+        if settings.holdout:
+            return self._holdout("bought-together", n, filters.excluding([item_id]), bundle, settings)
         seed = self.catalog.get(item_id)
         candidates: Candidates = {}
         if bundle is not None and item_id in bundle.item_index:
             ids, scores = bundle.bought_together(bundle.item_index[item_id], max(4 * n, 40))
             self._add_ranked(candidates, bundle, ids, scores, 1.0, f"bought together with {self._title(item_id)}")
         return self._finish("bought-together", candidates, n, filters.excluding([item_id]), bundle,
-                            category=seed.category if seed else None, seed_item=item_id)
+                            category=seed.category if seed else None, seed_item=item_id, rules=settings.rules)
 
     def _title(self, item_id: str) -> str:
         item = self.catalog.get(item_id)
@@ -213,8 +276,8 @@ class Recommender:
             add(candidates, bundle.item_ids[int(idx)], float(score) * weight, reason)
 
     def _personal_candidates(self, candidates: Candidates, bundle: ModelBundle, visitor: Visitor,
-                             history: VisitorHistory, n: int) -> None:
-        w = self.weights["for_you"]
+                             history: VisitorHistory, n: int, blend: Mapping[str, float] | None = None) -> None:
+        w = self.weights["for_you"] if blend is None else blend
         depth = max(4 * n, 50)
         user_idx = None
         if visitor.user_key is not None:
@@ -224,25 +287,30 @@ class Recommender:
         fresh = history.newest() is not None and history.newest() > bundle.created_at  # type: ignore[operator]
         if user_idx is not None and not fresh:
             ids, scores = bundle.recommend_user(user_idx, depth)
+            self._add_ranked(candidates, bundle, ids, scores, w.get("als", 0), "picked for your taste")
         else:
             items, weights = self._interaction_weights(bundle, history)
-            if not items:
-                return
-            ids, scores = bundle.recommend_vector(bundle.fold_in(items, weights), depth)
-        self._add_ranked(candidates, bundle, ids, scores, w.get("als", 0), "picked for your taste")
+            if items:
+                ids, scores = bundle.recommend_vector(bundle.fold_in(items, weights), depth)
+                self._add_ranked(candidates, bundle, ids, scores, w.get("als", 0), "picked for your taste")
+        if user_idx is None and history.empty:
+            return  # a stranger: the context-aware fallback answers
         if w.get("popularity", 0) > 0:
             top = self._most_popular(bundle)[:depth]
             self._add_ranked(candidates, bundle, top, bundle.popularity[top], w["popularity"], "popular right now")
-        # Item-item neighbours of what the visitor just looked at: strong on sparse shop data.
-        if w.get("itemitem", 0) > 0:
-            for rank, (item_id, verb) in enumerate(self._seed_items(history)):
-                idx = bundle.item_index.get(item_id)
-                if idx is None:
-                    continue
-                title = self._title(item_id)
+        # Neighbours of what the visitor just looked at: item-item (strong on sparse shop data),
+        # or content neighbours for items the model has not seen (new or never bought).
+        for rank, (item_id, verb) in enumerate(self._seed_items(history)):
+            weight = w.get("itemitem", 0) * SEED_DECAY**rank
+            reason = f"because you {verb} {self._title(item_id)}"
+            idx = bundle.item_index.get(item_id)
+            if idx is not None:
                 ids, scores = top_of_row(bundle.itemitem.similarity, idx, depth)
-                self._add_ranked(candidates, bundle, ids, scores, w["itemitem"] * SEED_DECAY**rank,
-                                 f"because you {verb} {title}")
+                self._add_ranked(candidates, bundle, ids, scores, weight, reason)
+            elif weight > 0:
+                neighbours, similarity = self._content_neighbours(bundle, item_id, depth)
+                for other, score in zip(neighbours, normalised(similarity), strict=True):
+                    add(candidates, other, float(score) * weight, reason)
 
     def _most_popular(self, bundle: ModelBundle) -> np.ndarray:
         """Item indexes by decayed popularity, computed once per model."""
@@ -304,18 +372,19 @@ class Recommender:
     # -- rules, fallback, presentation ----------------------------------------------------------
     def _finish(self, kind: str, candidates: Candidates, n: int, filters: Filters, bundle: ModelBundle | None,
                 *, category: str | None = None, seed_item: str | None = None,
-                context: dict[str, Any] | None = None) -> Answer:
+                context: dict[str, Any] | None = None, rules: Rules | None = None) -> Answer:
+        rules = rules or self.rules
         ranked: list[tuple[CachedItem, float, str]] = []
         for item_id, (score, reason) in candidates.items():
             item = self.catalog.get(item_id)
             if filters.admits(item) and item is not None:
-                ranked.append((item, self.rules.adjust(item, score), reason))
+                ranked.append((item, rules.adjust(item, score), reason))
         ranked.sort(key=lambda entry: (-entry[1], entry[0].id))
-        pinned = [self.catalog.get(i) for i in self.rules.pinned.get(kind, [])]
+        pinned = [self.catalog.get(i) for i in rules.pinned.get(kind, [])]
         pinned_entries = [(item, 1e9, "featured") for item in pinned if filters.admits(item) and item is not None]
         pinned_ids = {entry[0].id for entry in pinned_entries}
         ranked = pinned_entries + [entry for entry in ranked if entry[0].id not in pinned_ids]
-        chosen = diversify(ranked, n, self.rules.category_cap(kind, n))
+        chosen = diversify(ranked, n, rules.category_cap(kind, n))
         from_model = len(chosen)
         if len(chosen) < n:
             taken = filters.excluding(entry[0].id for entry in chosen)

@@ -10,6 +10,7 @@ from webargs.flaskparser import FlaskParser
 
 from ..db import utcnow
 from ..engine.api import bundle_store
+from ..experiments.serving import ServedVariant, variant_for
 from ..serving.api import make_filters, recommender
 from ..serving.recommender import Answer
 from .errors import json_error
@@ -48,6 +49,8 @@ class AnswerSchema(Schema):
     items = fields.List(fields.Nested(ItemSchema))
     model_version = fields.String(allow_none=True)
     source = fields.String(validate=validate.OneOf(["model", "fallback"]))
+    variant = fields.String(allow_none=True, metadata={
+        "description": "'experiment:variant' when an A/B test shaped the answer; put it on the events as context.variant"})
 
 
 class HealthSchema(Schema):
@@ -84,7 +87,10 @@ def _query() -> dict[str, Any]:
     return {"n": n, "filters": filters, "context": context}
 
 
-def _answer(answer: Answer, personal: bool = False) -> Response:
+def _answer(answer: Answer, personal: bool = False, variant: ServedVariant | None = None) -> Response:
+    if variant is not None:
+        answer.variant = variant.tag
+        personal = True  # the variant depends on who asks
     response = jsonify(answer.to_dict())
     if personal:
         response.headers["Cache-Control"] = PERSONAL
@@ -96,6 +102,10 @@ def _state() -> Any:
     return current_app.extensions["storefront_recs"]
 
 
+def _overrides(variant: ServedVariant | None) -> dict[str, Any] | None:
+    return variant.overrides if variant is not None else None
+
+
 def register_recommendation_routes(bp: Blueprint) -> None:
     @bp.errorhandler(QueryError)
     def query_error(exc: QueryError) -> Any:
@@ -104,29 +114,39 @@ def register_recommendation_routes(bp: Blueprint) -> None:
     @bp.get("/api/v1/similar/<path:item_id>")
     def similar(item_id: str) -> Response:
         q = _query()
-        return _answer(recommender(_state()).similar(item_id, q["n"], q["filters"]))
+        variant = variant_for(_state(), "similar")
+        return _answer(recommender(_state()).similar(item_id, q["n"], q["filters"], _overrides(variant)),
+                       variant=variant)
 
     @bp.get("/api/v1/for-you")
     def for_you() -> Response:
         q = _query()
         visitor = _state().recs.current_visitor()
-        return _answer(recommender(_state()).for_you(visitor, q["n"], q["filters"], q["context"]), personal=True)
+        variant = variant_for(_state(), "for-you", visitor)
+        answer = recommender(_state()).for_you(visitor, q["n"], q["filters"], q["context"], _overrides(variant))
+        return _answer(answer, personal=True, variant=variant)
 
     @bp.get("/api/v1/trending")
     def trending() -> Response:
         q = _query()
-        return _answer(recommender(_state()).trending(q["n"], q["filters"], q["context"]))
+        variant = variant_for(_state(), "trending")
+        return _answer(recommender(_state()).trending(q["n"], q["filters"], q["context"], _overrides(variant)),
+                       variant=variant)
 
     @bp.get("/api/v1/recently-viewed")
     def recently_viewed() -> Response:
         q = _query()
         visitor = _state().recs.current_visitor()
-        return _answer(recommender(_state()).recently_viewed(visitor, q["n"], q["filters"]), personal=True)
+        variant = variant_for(_state(), "recently-viewed", visitor)
+        answer = recommender(_state()).recently_viewed(visitor, q["n"], q["filters"], _overrides(variant))
+        return _answer(answer, personal=True, variant=variant)
 
     @bp.get("/api/v1/bought-together/<path:item_id>")
     def bought_together(item_id: str) -> Response:
         q = _query()
-        return _answer(recommender(_state()).bought_together(item_id, q["n"], q["filters"]))
+        variant = variant_for(_state(), "bought-together")
+        answer = recommender(_state()).bought_together(item_id, q["n"], q["filters"], _overrides(variant))
+        return _answer(answer, variant=variant)
 
     @bp.get("/health")
     def health() -> Response:

@@ -1,0 +1,60 @@
+"""The experiments each worker knows: synced from config once, re-read every few seconds."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+
+from .definitions import Experiment, load_experiments, sync_config
+
+if TYPE_CHECKING:
+    from ..core import RecsState
+
+_ATTR = "_experiments_registry"
+_lock = threading.Lock()
+
+
+class ExperimentRegistry:
+    def __init__(self, engine: Engine, declared: list[dict[str, Any]], refresh_seconds: float) -> None:
+        self.engine = engine
+        self.declared = declared
+        self.refresh_seconds = refresh_seconds
+        self._synced = False
+        self._loaded_at = float("-inf")
+        self._experiments: list[Experiment] = []
+        self._lock = threading.Lock()
+
+    def all(self) -> list[Experiment]:
+        """Every experiment (running, paused or over), oldest first; at most a few seconds old."""
+        if time.monotonic() - self._loaded_at >= self.refresh_seconds:
+            self.reload()
+        return self._experiments
+
+    def reload(self) -> None:
+        with self._lock:
+            if not self._synced:
+                with self.engine.begin() as conn:
+                    sync_config(conn, self.declared)
+                self._synced = True
+            with self.engine.connect() as conn:
+                self._experiments = load_experiments(conn)
+            self._loaded_at = time.monotonic()
+
+    def get(self, key: str) -> Experiment | None:
+        return next((e for e in self.all() if e.key == key), None)
+
+
+def registry(state: RecsState) -> ExperimentRegistry:
+    """The app's registry, created once per app state."""
+    found: ExperimentRegistry | None = getattr(state, _ATTR, None)
+    if found is None:
+        with _lock:
+            found = getattr(state, _ATTR, None)
+            if found is None:
+                found = ExperimentRegistry(state.checked_engine(), list(state.config["RECS_EXPERIMENTS"]),
+                                           float(state.config["RECS_EXPERIMENT_REFRESH_SECONDS"]))
+                setattr(state, _ATTR, found)
+    return found

@@ -1,0 +1,52 @@
+"""The serving hook: which variant (and which overrides) a visitor's answer of a kind gets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..db import utcnow
+from ..tracking.identity import Visitor
+from .assignment import assign
+from .registry import registry
+
+if TYPE_CHECKING:
+    from ..core import RecsState
+
+
+@dataclass(frozen=True)
+class ServedVariant:
+    experiment: str
+    variant: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str:
+        """What answers and events carry: ``experiment-key:variant``."""
+        return f"{self.experiment}:{self.variant}"
+
+
+def variant_for(state: RecsState, kind: str, visitor: Visitor | Callable[[], Visitor] | None = None) -> ServedVariant | None:
+    """The variant of the first running experiment covering ``kind`` that this visitor is in.
+
+    ``visitor`` (or a function giving it) defaults to the current request's visitor; it is only
+    resolved when an experiment applies, so shops without experiments pay one list lookup.
+    """
+    now = utcnow()
+    running = [e for e in registry(state).all() if e.active(now) and e.applies_to(kind)]
+    if not running:
+        return None
+    if visitor is None:
+        visitor = state.recs.current_visitor()
+    elif callable(visitor):
+        visitor = visitor()
+    if not visitor.known:
+        return None
+    with state.checked_engine().begin() as conn:
+        for experiment in running:
+            name = assign(conn, experiment, visitor)
+            found = experiment.variant(name) if name else None
+            if found is not None:
+                return ServedVariant(experiment.key, found.name, dict(found.overrides))
+    return None
