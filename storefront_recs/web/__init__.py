@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from .admin import register_admin
 from .api import register_api
 from .errors import register_error_handlers
 from .recommend import register_recommendation_routes
@@ -20,6 +21,7 @@ def create_blueprint() -> Blueprint:
     )
     register_error_handlers(bp)
     register_api(bp)
+    register_admin(bp)
     register_recommendation_routes(bp)
     register_snippet(bp)
     return bp
