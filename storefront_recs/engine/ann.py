@@ -71,6 +71,7 @@ def exact_query(
         n,
         item_norms=norms,
         filter_items=skip if len(skip) else None,
+        num_threads=1,  # one request, one core: web workers serve many requests in parallel
     )
     ids, scores = ids[0], scores[0]
     keep = ids >= 0
