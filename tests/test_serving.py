@@ -269,3 +269,17 @@ def test_after_forget_user_every_worker_answers_as_for_a_stranger(shop: Flask, t
     while picks(other, user_id="u1") != stranger and time.monotonic() < deadline:
         time.sleep(0.2)
     assert picks(other, user_id="u1") == stranger
+
+
+def test_viewing_an_item_the_model_has_never_seen_still_personalises_for_you(shop: Flask) -> None:
+    recs: Recs = shop.extensions["storefront_recs"].recs
+    recs.catalog.upsert([{"id": "books-new", "title": "Books thing deluxe", "category": "books",
+                          "description": "a fine books product", "price": 11.0}])
+    client = shop.test_client()
+    before = [item["id"] for item in get(client, "for-you", n=6)["items"]]
+    view(client, "books-new")
+    after = get(client, "for-you", n=6)
+    assert [item["id"] for item in after["items"]] != before
+    top = after["items"][:3]  # the for-you category cap (half of n) allows three books
+    assert all(item["id"].startswith("books-") for item in top), top
+    assert all(item["reason"] == "because you viewed Books thing deluxe" for item in top), top
