@@ -256,3 +256,15 @@ def test_report_command_prints_the_results(app: Flask) -> None:
     as_json = runner.invoke(args=["recs", "report", "split", "--json"])
     assert '"key": "split"' in as_json.output
     assert runner.invoke(args=["recs", "report", "nope"]).exit_code != 0
+
+
+def test_a_broken_split_is_flagged(app: Flask) -> None:
+    app.config.update(RECS_EXPERIMENTS=[HALVES], RECS_EXPERIMENT_MIN_VISITORS=10)
+    recs = recs_of(app)
+    experiment = recs.experiment("halves")
+    rows = [{"experiment_id": experiment.id, "variant": "A" if i < 90 else "B", "anonymous_id": f"anon-{i:05d}",
+             "assigned_at": utcnow()} for i in range(120)]
+    with app.extensions["storefront_recs"].engine.begin() as conn:
+        conn.execute(ExperimentAssignment.__table__.insert(), rows)
+    # 90 against 30 where 60/60 was expected: chi^2 = 2 * 30^2 / 60 = 30, p = 4.3e-8.
+    assert any(w.startswith("sample ratio mismatch") for w in recs.experiment_results("halves").warnings)

@@ -82,3 +82,12 @@ def test_welch_test_of_revenue_per_visitor() -> None:
     # and t(0.975, 3.12) lies between t(0.975, 4) = 2.776445 and t(0.975, 3) = 3.182446.
     half = (result.difference_high - result.difference_low) / 2
     assert 2.776445 * math.sqrt(51) < half < 3.182446 * math.sqrt(51)
+
+
+def test_sample_ratio_mismatch() -> None:
+    # 600 and 400 visitors where 50/50 was asked: chi^2 = (600-500)^2/500 + (400-500)^2/500 = 40;
+    # with 1 degree of freedom p = erfc(sqrt(40 / 2)) = 2.54e-10.
+    assert stats.sample_ratio_mismatch([600, 400], [50, 50]) == pytest.approx(math.erfc(math.sqrt(20)), rel=1e-6)
+    # 510/490: chi^2 = 0.4, p = erfc(sqrt(0.2)) = 0.527; a 0% variant is left out of the test.
+    assert stats.sample_ratio_mismatch([510, 490, 0], [50, 50, 0]) == pytest.approx(math.erfc(math.sqrt(0.2)), rel=1e-6)
+    assert stats.sample_ratio_mismatch([0, 0], [50, 50]) is None

@@ -24,6 +24,7 @@ from . import stats
 from .definitions import Experiment
 
 events = cast(Table, Event.__table__)
+SRM_THRESHOLD = 0.001
 assignments = cast(Table, ExperimentAssignment.__table__)
 
 
@@ -202,6 +203,10 @@ def _compare(experiment: Experiment, results: dict[str, VariantResult], since: d
                                                     base.visitors, confidence),
                 "revenue_per_visitor": stats.two_means(result.revenues, base.revenues, confidence),
             }
+    srm = stats.sample_ratio_mismatch([r.visitors for r in results.values()], [r.percent for r in results.values()])
+    if srm is not None and srm < SRM_THRESHOLD:
+        warnings.append(f"sample ratio mismatch: visitors are not split as the percents say (p={srm:.2g}); "
+                        "check assignment and tracking before trusting these results")
     if not base.holdout:
         warnings.append(f"no holdout variant: lift is measured against '{base.name}'")
     return ExperimentResult(experiment, list(results.values()), since, until, confidence, warnings)

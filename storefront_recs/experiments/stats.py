@@ -87,3 +87,14 @@ def two_means(variant: Sequence[float], base: Sequence[float], confidence: float
     half = float(stats.t.ppf(0.5 + confidence / 2, dof)) * math.sqrt(v1 + v0)
     return Comparison(diff, diff - half, diff + half, diff / m0 if m0 > 0 else None,
                       float(result.statistic), float(result.pvalue))
+
+
+def sample_ratio_mismatch(observed: Sequence[int], percents: Sequence[float]) -> float | None:
+    """p-value of a chi-square test that visitors were split as the percents say (a tiny value
+    means assignment or tracking is broken, and the results cannot be trusted)."""
+    pairs = [(o, p) for o, p in zip(observed, percents, strict=True) if p > 0]
+    total, share = sum(o for o, _ in pairs), sum(p for _, p in pairs)
+    if len(pairs) < 2 or total == 0:
+        return None
+    expected = [total * p / share for _, p in pairs]
+    return float(stats.chisquare([o for o, _ in pairs], expected).pvalue)
