@@ -131,3 +131,7 @@ register_privacy_commands(recs_cli)
 from .experiments.cli import report_command  # noqa: E402
 
 recs_cli.add_command(report_command)
+
+from .email.cli import email_blocks_command  # noqa: E402
+
+recs_cli.add_command(email_blocks_command)

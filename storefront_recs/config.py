@@ -168,6 +168,25 @@ SETTINGS: dict[str, Setting] = {
     ),
     "RECS_DEFAULT_N": Setting(8, "Items per answer when the caller gives no n."),
     "RECS_MAX_N": Setting(100, "Largest n a caller may ask for."),
+    # email blocks (storefront_recs/email)
+    "RECS_EMAIL_BOUGHT_WINDOW_DAYS": Setting(
+        90, "Email blocks leave out items the person bought within this many days."
+    ),
+    "RECS_EMAIL_RESEND_DAYS": Setting(
+        28, "Email blocks leave out items already sent to the person in the same campaign this recently."
+    ),
+    "RECS_EMAIL_ATTRIBUTION_DAYS": Setting(
+        7, "Purchases this many days after an email click are attributed to its campaign."
+    ),
+    "RECS_EMAIL_TOKEN_MAX_AGE": Setting(
+        90 * 24 * 3600, "Seconds an email click link stays valid (later: an error page, no redirect)."
+    ),
+    "RECS_EMAIL_SUBSTITUTE_OUT_OF_STOCK": Setting(
+        True, "A click on an item out of stock since sending goes to its best available similar item."
+    ),
+    "RECS_EMAIL_PRICE_FORMAT": Setting(
+        "{:,.2f}", "Python format of prices in email blocks (e.g. '€{:,.2f}' or '{:.2f} EUR')."
+    ),
     # imports
     "RECS_IMPORT_BATCH_SIZE": Setting(5000, "Rows written per transaction by the import commands."),
     # experiments and the admin dashboard (storefront_recs/experiments, web/admin.py)

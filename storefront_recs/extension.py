@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from .core import EXTENSION_KEY, RecsCore, RecsState
+from .email import EmailAPI
 from .engine.api import TrainingAPI
 from .experiments import ExperimentsAPI
 from .privacy import PrivacyAPI
 from .serving.api import RecommendationAPI
 
 
-class Recs(ExperimentsAPI, RecommendationAPI, TrainingAPI, PrivacyAPI, RecsCore):
+class Recs(EmailAPI, ExperimentsAPI, RecommendationAPI, TrainingAPI, PrivacyAPI, RecsCore):
     """Mount storefront-recs on a Flask app: ``Recs(app)`` or ``Recs().init_app(app)``.
 
     Pass ``db=`` (a Flask-SQLAlchemy instance) to keep the recs tables in the shop's database.

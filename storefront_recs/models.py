@@ -200,3 +200,42 @@ class ExperimentAssignment(Base):
     user_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH), index=True)
     anonymous_id: Mapped[str | None] = mapped_column(String(KEY_LENGTH), index=True)
     assigned_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+class EmailSend(Base):
+    """One item shown in one email block: what "already sent in this campaign" is checked
+    against. ``user_key`` is the stored (pseudonymised) user key, never the shop user id."""
+
+    __tablename__ = "recs_email_sends"
+    __table_args__ = (
+        Index("ix_recs_email_sends_user_campaign_sent", "user_key", "campaign", "sent_at"),
+        Index("ix_recs_email_sends_campaign_sent", "campaign", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    user_key: Mapped[str] = mapped_column(String(KEY_LENGTH), nullable=False)
+    campaign: Mapped[str] = mapped_column(String(128), nullable=False)
+    item_id: Mapped[str] = mapped_column(String(ITEM_ID_LENGTH), nullable=False)
+    position: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    sent_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class EmailClick(Base):
+    """A click on an email link (also stored as a ``click`` event): the attribution query's
+    index. ``target_item_id`` is where the visitor was sent when the item was out of stock."""
+
+    __tablename__ = "recs_email_clicks"
+    __table_args__ = (
+        Index("ix_recs_email_clicks_campaign_clicked", "campaign", "clicked_at"),
+        Index("ix_recs_email_clicks_clicked_at", "clicked_at"),
+        Index("ix_recs_email_clicks_user_key", "user_key"),
+        Index("ix_recs_email_clicks_anonymous_id", "anonymous_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    user_key: Mapped[str] = mapped_column(String(KEY_LENGTH), nullable=False)
+    anonymous_id: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    campaign: Mapped[str] = mapped_column(String(128), nullable=False)
+    item_id: Mapped[str] = mapped_column(String(ITEM_ID_LENGTH), nullable=False)
+    target_item_id: Mapped[str | None] = mapped_column(String(ITEM_ID_LENGTH))
+    position: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    clicked_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)

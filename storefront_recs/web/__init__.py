@@ -6,6 +6,7 @@ from flask import Blueprint
 
 from .admin import register_admin
 from .api import register_api
+from .clicks import register_clicks
 from .errors import register_error_handlers
 from .recommend import register_recommendation_routes
 from .snippet import register_snippet
@@ -24,4 +25,5 @@ def create_blueprint() -> Blueprint:
     register_admin(bp)
     register_recommendation_routes(bp)
     register_snippet(bp)
+    register_clicks(bp)
     return bp
