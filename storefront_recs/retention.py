@@ -13,15 +13,55 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Engine, Table, delete, exists, func, select
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    DateTime,
+    Engine,
+    MetaData,
+    Table,
+    delete,
+    exists,
+    func,
+    select,
+)
 
-from .models import Erasure, Event, Identity
+from .models import Erasure, Event, Identity, metadata
+from .privacy.kinds import FINGERPRINT_TABLES, personal_columns
 from .tracking.schemas import EVENT_TYPES
 
 OTHER_TYPES = "other"
 events = cast(Table, Event.__table__)
 identities = cast(Table, Identity.__table__)
 erasures = cast(Table, Erasure.__table__)
+
+
+# Tables purged by their own rules above; other personal tables go by age (see ``aged_tables``).
+OWN_RULES = frozenset({"recs_events", "recs_identities"}) | FINGERPRINT_TABLES
+_AGE_COLUMNS: dict[str, str | None] = {}
+
+
+def set_age_column(table_name: str, column: str | None) -> None:
+    """Purge ``table_name`` by ``column`` (None: never purge it by age), overriding the default."""
+    _AGE_COLUMNS[table_name] = column
+
+
+def aged_tables(meta: MetaData = metadata) -> list[tuple[Table, Column[Any]]]:
+    """Other tables with personal data (a ``user_key`` or ``anonymous_id`` column: email sends,
+    experiment assignments, ...) and the time column their rows expire by: the one set with
+    ``set_age_column``, else the first non-nullable DateTime column. Single-column keys only."""
+    found = []
+    for table in meta.sorted_tables:
+        if table.name in OWN_RULES or not personal_columns(table) or len(table.primary_key.columns) != 1:
+            continue
+        if table.name in _AGE_COLUMNS:
+            name = _AGE_COLUMNS[table.name]
+            column = None if name is None else table.c[name]
+        else:
+            column = next((c for c in table.c if isinstance(c.type, DateTime) and not c.nullable), None)
+        if column is not None:
+            found.append((table, column))
+    return found
 
 
 @dataclass
@@ -34,6 +74,7 @@ class PurgeReport:
     events: dict[str, int] = field(default_factory=dict)
     identities: int = 0
     erasures: int = 0
+    tables: dict[str, int] = field(default_factory=dict)
     batches: int = 0
 
     @property
@@ -49,6 +90,7 @@ class PurgeReport:
             "total_events": self.total_events,
             "identities": self.identities,
             "erasures": self.erasures,
+            "tables": self.tables,
             "batches": self.batches,
         }
 
@@ -88,9 +130,11 @@ def purge_expired_events(
     days_by_type: Mapping[str, int] | None = None,
     batch_size: int = 5000,
     dry_run: bool = False,
+    meta: MetaData = metadata,
 ) -> PurgeReport:
     """Delete events older than their type's limit, then identity links and erasure receipts
-    older than the default limit (links only when no event uses their anonymous id any more).
+    older than the default limit (links only when no event uses their anonymous id any more),
+    and rows of other personal tables (``aged_tables``) older than the default limit.
 
     ``now`` is naive UTC. An event exactly at the limit is kept. Returns counts per type.
     """
@@ -112,10 +156,12 @@ def purge_expired_events(
         dry_run=dry_run,
         cutoffs={**{t: c.isoformat() for t, c in cutoffs.items()}, OTHER_TYPES: default_cutoff.isoformat()},
     )
+    aged = [(table, table.primary_key.columns[0], column < default_cutoff) for table, column in aged_tables(meta)]
     if dry_run:
         report.events = {t: _count(engine, events, where) for t, where in groups.items()}
         report.identities = _count(engine, identities, linked_expired)
         report.erasures = _count(engine, erasures, old_receipts)
+        report.tables = {table.name: _count(engine, table, where) for table, _, where in aged}
     else:
         for kind, where in groups.items():
             report.events[kind], batches = _delete_in_batches(engine, events, events.c.id, where, batch_size)
@@ -126,5 +172,8 @@ def purge_expired_events(
         report.batches += batches
         report.erasures, batches = _delete_in_batches(engine, erasures, erasures.c.id, old_receipts, batch_size)
         report.batches += batches
+        for table, key, where in aged:
+            report.tables[table.name], batches = _delete_in_batches(engine, table, key, where, batch_size)
+            report.batches += batches
     report.events = {kind: n for kind, n in report.events.items() if n}
     return report

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from conftest import make_app
 from flask import Flask
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, insert, select
 
 from storefront_recs import Recs
 from storefront_recs.models import Erasure, Event, Identity
-from storefront_recs.retention import purge_expired_events
+from storefront_recs.retention import aged_tables, purge_expired_events, set_age_column
 from storefront_recs.tracking.schemas import EVENT_TYPES
 
 NOW = datetime(2026, 6, 1, 12, 0, 0)  # the simulated clock
@@ -73,7 +73,7 @@ def test_purge_works_in_batches_and_a_dry_run_deletes_nothing(app: Flask) -> Non
     assert remaining(engine) == {"new-0001"}
     # Views in 3 + 3 + 1; one (empty) batch for every other type group, links and receipts.
     other_groups = len(EVENT_TYPES)  # the other known types, plus "other"
-    assert report.batches == 3 + other_groups + 2
+    assert report.batches == 3 + other_groups + 2 + len(aged_tables())
     assert purge_expired_events(engine, NOW, batch_size=3).total_events == 0
 
 
@@ -128,3 +128,32 @@ def test_cli_purge_events(app: Flask) -> None:
     assert json.loads(dry.output)["events"] == {"view": 1} and remaining(engine) == {"ancient-0001"}
     done = runner.invoke(args=["recs", "purge-events"])
     assert json.loads(done.output)["total_events"] == 1 and remaining(engine) == set()
+
+
+def test_other_personal_tables_expire_by_their_time_column(app: Flask) -> None:
+    meta = MetaData()
+    sends = Table(
+        "recs_test_sends",
+        meta,
+        Column("id", Integer, primary_key=True),
+        Column("user_key", String(64)),
+        Column("opened_at", DateTime, nullable=True),
+        Column("sent_at", DateTime, nullable=False),
+    )
+    Table("recs_test_catalogue", meta, Column("id", Integer, primary_key=True), Column("at", DateTime, nullable=False))
+    engine = app.extensions["storefront_recs"].engine
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(sends), [{"user_key": "k", "sent_at": NOW - days(age)} for age in (761, 800, 759)])
+    assert [(t.name, c.name) for t, c in aged_tables(meta)] == [("recs_test_sends", "sent_at")]
+
+    assert purge_expired_events(engine, NOW, dry_run=True, meta=meta).tables == {"recs_test_sends": 2}
+    assert purge_expired_events(engine, NOW, batch_size=1, meta=meta).tables == {"recs_test_sends": 2}
+    with engine.connect() as conn:
+        assert [row.sent_at for row in conn.execute(select(sends))] == [NOW - days(759)]
+    set_age_column("recs_test_sends", None)  # a feature may opt out (or name another column)
+    try:
+        assert aged_tables(meta) == []
+    finally:
+        set_age_column("recs_test_sends", "sent_at")
+    meta.drop_all(engine)
