@@ -62,15 +62,17 @@ import { itemTemplate, render } from './widgets.js'
     }, () => {})
   }
 
-  // A widget item's event: its item, widget, position and recommendation token.
+  // A widget item's event: its item, widget, position, recommendation token and A/B variant.
   const itemEvent = (el, type) => {
     const widget = el.closest('[data-recs-widget]')
     const context = {}
     const token = el.getAttribute('data-recs-token')
     const position = el.getAttribute('data-recs-position')
+    const variant = el.getAttribute('data-recs-variant')
     if (widget) context.widget = widget.getAttribute('data-recs-widget')
     if (widget && widget.id) context.slot = widget.id
     if (token) context.token = token
+    if (variant) context.variant = variant
     if (position) context.position = +position
     track(type, { item_id: el.getAttribute('data-recs-item'), context })
   }

@@ -44,6 +44,7 @@ export function render (el, data, template) {
     node.setAttribute('data-recs-item', item.id)
     node.setAttribute('data-recs-position', i)
     if (token) node.setAttribute('data-recs-token', token)
+    if (data.variant) node.setAttribute('data-recs-variant', data.variant) // an A/B test's arm
     const title = item.title == null ? String(item.id) : String(item.title)
     fill(node, '[data-recs-title]', (n) => { n.textContent = title })
     fill(node, '[data-recs-price]', (n) => { n.textContent = item.price == null ? '' : Number(item.price).toFixed(2) })

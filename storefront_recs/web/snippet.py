@@ -14,10 +14,12 @@ from flask import Blueprint, current_app, g, render_template, url_for
 from flask.blueprints import BlueprintSetupState
 from markupsafe import Markup, escape
 
+from ..experiments.serving import variant_for
 from ..serving.api import make_filters
 from ..serving.api import recommender as serving_recommender
-from ..serving.recommendation import Recommendation
+from ..serving.recommender import Answer
 from ..serving.rules import Filters
+from ..tracking.identity import Visitor
 from .consent import register_consent
 
 SCRIPT = "storefront_recs/recs.min.js"
@@ -77,33 +79,41 @@ def recs_widget(
     if kind in ("similar", "bought-together") and not item_id:
         raise ValueError(f"a {kind} widget needs an item_id")
     try:
-        recommendations = _recommendations(kind, item_id, n, make_filters(**filters))
+        answer = _answer(kind, item_id, n, make_filters(**filters))
     except Exception:
         current_app.logger.exception("storefront-recs: the %s widget could not be rendered", kind)
         return Markup("")
     items = [
         {**rec.to_dict(), "url": safe_url(rec.url), "image_url": safe_url(rec.image_url)}
-        for rec in recommendations
+        for rec in answer.items
     ]
-    return Markup(
-        render_template("storefront_recs/widget.html", kind=kind, item_id=item_id, items=items, title=title)
-    )
+    return Markup(render_template("storefront_recs/widget.html", kind=kind, item_id=item_id, items=items,
+                                  title=title, variant=answer.variant))
 
 
-def _recommendations(kind: str, item_id: Any, n: int, filters: Filters) -> list[Recommendation]:
-    """What the JSON endpoint of the same kind would answer this visitor."""
+def _answer(kind: str, item_id: Any, n: int, filters: Filters) -> Answer:
+    """What the JSON endpoint of the same kind would answer this visitor (A/B variant included)."""
     state = current_app.extensions["storefront_recs"]
     recommender = serving_recommender(state)
+
+    def visitor() -> Visitor:
+        return state.recs.current_visitor(may_track=False)  # reads the cookie, never issues one
+
+    variant = variant_for(state, kind, visitor)
+    overrides = variant.overrides if variant else None
     if kind == "similar":
-        return recommender.similar(item_id, n, filters).items
-    if kind == "bought-together":
-        return recommender.bought_together(item_id, n, filters).items
-    if kind == "trending":
-        return recommender.trending(n, filters).items
-    visitor = state.recs.current_visitor(may_track=False)  # reads the cookie, never issues one
-    if kind == "for-you":
-        return recommender.for_you(visitor, n, filters).items
-    return recommender.recently_viewed(visitor, n, filters).items
+        answer = recommender.similar(item_id, n, filters, overrides)
+    elif kind == "bought-together":
+        answer = recommender.bought_together(item_id, n, filters, overrides)
+    elif kind == "trending":
+        answer = recommender.trending(n, filters, None, overrides)
+    elif kind == "for-you":
+        answer = recommender.for_you(visitor(), n, filters, None, overrides)
+    else:
+        answer = recommender.recently_viewed(visitor(), n, filters, overrides)
+    if variant:
+        answer.variant = variant.tag
+    return answer
 
 
 def safe_url(url: Any) -> str | None:

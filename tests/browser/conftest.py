@@ -204,6 +204,12 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15, what: str = "con
         time.sleep(0.05)
 
 
+def goto(page: Any, url: str) -> None:
+    """Open a shop page and wait until recs.min.js has loaded (not only its queue stub)."""
+    page.goto(url)
+    page.wait_for_function("() => window.recs && window.recs.loaded === true")
+
+
 def has_visitor_cookie(context: Any) -> bool:
     """The anonymous id the first event post set has reached the browser's cookie jar (the
     database row is written before the response arrives: navigating sooner may start a new id)."""

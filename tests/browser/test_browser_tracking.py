@@ -10,6 +10,7 @@ from .conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
     LiveShop,
+    goto,
     has_visitor_cookie,
     wait_for,
 )
@@ -85,7 +86,7 @@ def test_events_queued_while_the_endpoint_fails_arrive_after_it_recovers(shop: L
 
 
 def test_a_4xx_answer_is_dropped_not_retried(shop: LiveShop, page: Any) -> None:
-    page.goto(f"{shop.url}/about")
+    goto(page, f"{shop.url}/about")
     wait_for(lambda: shop.events("page_view"), what="the page view")
     posts = shop.event_posts()
     page.evaluate("recs('track', 'view', {})")  # no item_id: the server rejects it
@@ -103,7 +104,7 @@ def test_consent_mode_sends_and_stores_nothing_until_consent(
     shop = shop_factory(RECS_REQUIRE_CONSENT=True)
     page = open_page(shop)
 
-    page.goto(f"{shop.url}/p/sku-1")
+    goto(page, f"{shop.url}/p/sku-1")
     page.click("#add")
     page.evaluate("recs('flush')")
     assert page.evaluate(f"localStorage.getItem('{QUEUE_KEY}')") is None
@@ -117,7 +118,7 @@ def test_consent_mode_sends_and_stores_nothing_until_consent(
     assert shop.events() == []
     assert {c["name"]: c["value"] for c in context.cookies()} == {"recs_consent": "0"}
 
-    page.goto(f"{shop.url}/p/sku-3")
+    goto(page, f"{shop.url}/p/sku-3")
     page.evaluate("recs('consent', true)")
     page.goto(f"{shop.url}/p/sku-4")
     views = wait_for(lambda: shop.events("view"), what="events after consent")
@@ -132,7 +133,7 @@ def test_consent_given_on_the_page_sends_what_it_held_in_memory(
 ) -> None:
     shop = shop_factory(RECS_REQUIRE_CONSENT=True)
     page = open_page(shop)
-    page.goto(f"{shop.url}/p/sku-5")
+    goto(page, f"{shop.url}/p/sku-5")
     page.click("#add")
     page.evaluate("recs('consent', true)")
     wait_for(lambda: len(shop.events()) == 4, what="the page's events")
@@ -144,7 +145,7 @@ def browse_and_post_nothing(shop: LiveShop, page: Any) -> None:
     page.goto(f"{shop.url}/sentinel")
     page.evaluate(f"""localStorage.setItem('{QUEUE_KEY}', JSON.stringify(
         [{{event_id: '00000000-0000-4000-8000-000000000001', type: 'page_view'}}]))""")
-    page.goto(f"{shop.url}/p/sku-1")
+    goto(page, f"{shop.url}/p/sku-1")
     page.click("#add")
     page.evaluate("recs('flush')")
     assert page.evaluate(f"localStorage.getItem('{QUEUE_KEY}')") is None

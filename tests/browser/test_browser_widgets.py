@@ -157,3 +157,32 @@ def test_widgets_without_recommendations_stay_quiet(shop: LiveShop, page: Any) -
         assert page.locator(f"{widget} h2").is_hidden()  # no heading over an empty list
     assert page.locator("[data-recs-item]").count() == 0
     assert page.locator(".recs-widget").count() == 0  # server widgets render nothing
+
+
+def test_an_ab_test_variant_travels_with_impressions_and_clicks(
+    shop_factory: Callable[..., LiveShop], trained: Path, open_page: Callable[[LiveShop], Any], context: Any
+) -> None:
+    experiment = {"key": "blend", "name": "Blend", "variants": [{"name": "a", "percent": 50}, {"name": "b", "percent": 50}]}
+    shop = shop_factory(copy_of=trained, **CONFIG, RECS_EXPERIMENTS=[experiment])
+    page = open_page(shop)
+    page.goto(f"{shop.url}/w/tea-2")  # the first visit gets the visitor its cookie
+    wait_for(lambda: shop.events("view"), what="the first view")
+    wait_for(lambda: has_visitor_cookie(context), what="the visitor cookie")
+    page.goto(f"{shop.url}/w/tea-1")
+    page.wait_for_selector("#similar-js [data-recs-item]")
+    server_item = page.locator('.recs-widget[data-recs-widget="bought-together"] [data-recs-item]').first
+    variant = server_item.get_attribute("data-recs-variant")
+    assert variant in {"blend:a", "blend:b"}  # sticky: the same arm for everything this visitor sees
+    assert page.locator("#similar-js [data-recs-item]").first.get_attribute("data-recs-variant") == variant
+
+    def seen(widget: str) -> list[Any]:
+        return [e for e in shop.events("impression") if e.context["widget"] == widget
+                and e.context["page"].endswith("/w/tea-1") and e.context["position"] == 0]
+
+    assert wait_for(lambda: seen("similar"), what="an impression in similar")[0].context["variant"] == variant
+    server_item.scroll_into_view_if_needed()
+    assert wait_for(lambda: seen("bought-together"), what="an impression in bought-together")[0].context[
+        "variant"] == variant
+    page.locator("#similar-js [data-recs-item] a").first.click()
+    clicks = wait_for(lambda: shop.events("click"), what="the click")
+    assert clicks[0].context["variant"] == variant
