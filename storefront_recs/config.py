@@ -75,6 +75,9 @@ SETTINGS: dict[str, Setting] = {
     "RECS_RETENTION_DAYS_BY_TYPE": Setting(
         {}, "Per-event-type retention in days, overriding RECS_RETENTION_DAYS (e.g. {'impression': 90})."
     ),
+    "RECS_RETENTION_CRON": Setting(
+        "17 3 * * *", "When the scheduler runs the retention purge (crontab, UTC; empty = never)."
+    ),
     "RECS_RETENTION_BATCH_SIZE": Setting(
         5000, "Rows deleted per transaction by the retention job (short locks on a busy table)."
     ),

@@ -24,6 +24,7 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 JOB_ID = "storefront_recs.train"
+RETENTION_JOB_ID = "storefront_recs.retention"
 LOCK_FILE = ".scheduler.lock"
 _lock_handles: list[IO[str]] = []
 
@@ -59,10 +60,31 @@ def add_training_job(scheduler: BaseScheduler, app: Flask) -> bool:
     return True
 
 
+def scheduled_purge(app: Flask) -> dict[str, Any]:
+    """The retention job: delete events older than ``RECS_RETENTION_DAYS`` (in batches)."""
+    with app.app_context():
+        report = app.extensions["storefront_recs"].recs.purge_expired_events()
+    log.info("storefront-recs: retention purge deleted %s", report.events)
+    return {"events": dict(report.events), "identities": report.identities, "tables": dict(report.tables)}
+
+
+def add_retention_job(scheduler: BaseScheduler, app: Flask) -> bool:
+    """Add the daily retention purge (``RECS_RETENTION_CRON``, UTC); False when switched off."""
+    cron = app.config.get("RECS_RETENTION_CRON")
+    if not cron:
+        return False
+    scheduler.add_job(
+        scheduled_purge, CronTrigger.from_crontab(cron, timezone="UTC"), args=[app], id=RETENTION_JOB_ID,
+        replace_existing=True, max_instances=1, coalesce=True, misfire_grace_time=6 * 3600,
+    )
+    return True
+
+
 def build_scheduler(app: Flask, *, blocking: bool) -> BaseScheduler:
     """A configured scheduler (blocking for ``flask recs scheduler``, background when embedded)."""
     scheduler: BaseScheduler = BlockingScheduler(timezone="UTC") if blocking else BackgroundScheduler(timezone="UTC")
     add_training_job(scheduler, app)
+    add_retention_job(scheduler, app)
     return scheduler
 
 

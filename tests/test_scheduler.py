@@ -71,3 +71,25 @@ def test_embedded_scheduler_starts_in_one_app_only(sqlite_uri: str, tmp_path: Pa
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+
+
+def test_the_scheduler_runs_the_retention_purge_daily(sqlite_app: Flask) -> None:
+    from datetime import timedelta
+
+    from storefront_recs.db import utcnow
+    from storefront_recs.scheduler import RETENTION_JOB_ID, scheduled_purge
+
+    recs = sqlite_app.extensions["storefront_recs"].recs
+    recs.track("view", user_id="old", item_id="sku-1", ts=utcnow() - timedelta(days=800))
+    recs.track("view", user_id="new", item_id="sku-1", ts=utcnow() - timedelta(days=3))
+    scheduler = build_scheduler(sqlite_app, blocking=True)
+    assert scheduler.get_job(RETENTION_JOB_ID) is not None
+    report = scheduled_purge(sqlite_app)  # what the job runs
+    assert report["events"] == {"view": 1}
+    with sqlite_app.extensions["storefront_recs"].engine.connect() as conn:
+        assert conn.execute(select(ModelRun)).first() is None
+        from storefront_recs.models import Event
+
+        assert [row.user_key for row in conn.execute(select(Event.user_key))] == [
+            sqlite_app.extensions["storefront_recs"].user_key("new")
+        ]
