@@ -93,15 +93,20 @@ def normalised(scores: np.ndarray) -> np.ndarray:
     return scores / top if top > 0 else np.zeros_like(scores)
 
 
+GENERIC_REASONS = frozenset({"picked for your taste", "popular right now"})
+
+
 def add(candidates: Candidates, item_id: str, score: float, reason: str) -> None:
-    """Sum scores per item; the reason of the strongest contribution wins."""
+    """Sum scores per item. The first specific reason ("because you viewed X") is kept over a
+    generic one, since it is what a shopper can check."""
     if score <= 0:
         return
     previous = candidates.get(item_id)
     if previous is None:
         candidates[item_id] = (score, reason)
     else:
-        candidates[item_id] = (previous[0] + score, reason if score > previous[0] else previous[1])
+        keep = reason if previous[1] in GENERIC_REASONS and reason not in GENERIC_REASONS else previous[1]
+        candidates[item_id] = (previous[0] + score, keep)
 
 
 class Recommender:
@@ -209,7 +214,8 @@ class Recommender:
         }
         candidates: Candidates = {}
         if bundle is not None and not masked:
-            self._personal_candidates(candidates, bundle, visitor, history, n, settings.weights["for_you"])
+            self._personal_candidates(candidates, bundle, visitor, history, n, settings.weights["for_you"],
+                                      excluded | filters.exclude)
         category = (context or {}).get("category") or self._recent_category(history)
         return self._finish("for-you", candidates, n, filters.excluding(excluded), bundle, category=category,
                             context=context, rules=settings.rules)
@@ -276,8 +282,12 @@ class Recommender:
             add(candidates, bundle.item_ids[int(idx)], float(score) * weight, reason)
 
     def _personal_candidates(self, candidates: Candidates, bundle: ModelBundle, visitor: Visitor,
-                             history: VisitorHistory, n: int, blend: Mapping[str, float] | None = None) -> None:
+                             history: VisitorHistory, n: int, blend: Mapping[str, float] | None = None,
+                             excluded: Iterable[str] = ()) -> None:
         w = self.weights["for_you"] if blend is None else blend
+        # Leave out what must not be shown before cutting each source to its top, so a heavy
+        # buyer's candidates are not all items they already have.
+        skip = [bundle.item_index[i] for i in excluded if i in bundle.item_index]
         depth = max(4 * n, 50)
         user_idx = None
         if visitor.user_key is not None:
@@ -286,26 +296,30 @@ class Recommender:
             user_idx = bundle.user_index.get(ANON_PREFIX + visitor.anonymous_id)
         fresh = history.newest() is not None and history.newest() > bundle.created_at  # type: ignore[operator]
         if user_idx is not None and not fresh:
-            ids, scores = bundle.recommend_user(user_idx, depth)
+            ids, scores = bundle.recommend_user(user_idx, depth, filter_items=skip)
             self._add_ranked(candidates, bundle, ids, scores, w.get("als", 0), "picked for your taste")
         else:
             items, weights = self._interaction_weights(bundle, history)
             if items:
-                ids, scores = bundle.recommend_vector(bundle.fold_in(items, weights), depth)
+                ids, scores = bundle.recommend_vector(bundle.fold_in(items, weights), depth, filter_items=skip)
                 self._add_ranked(candidates, bundle, ids, scores, w.get("als", 0), "picked for your taste")
         if user_idx is None and history.empty:
             return  # a stranger: the context-aware fallback answers
         if w.get("popularity", 0) > 0:
-            top = self._most_popular(bundle)[:depth]
+            top = self._most_popular(bundle)
+            top = top[~np.isin(top, skip)][:depth] if skip else top[:depth]
             self._add_ranked(candidates, bundle, top, bundle.popularity[top], w["popularity"], "popular right now")
         # Neighbours of what the visitor just looked at: item-item (strong on sparse shop data),
-        # or content neighbours for items the model has not seen (new or never bought).
-        for rank, (item_id, verb) in enumerate(self._seed_items(history)):
-            weight = w.get("itemitem", 0) * SEED_DECAY**rank
+        # or content neighbours for items the model has not seen (new or never bought). Seed
+        # weights sum to one, so this source weighs ``itemitem`` however many seeds there are.
+        seeds = self._seed_items(history)
+        seed_total = sum(SEED_DECAY**rank for rank in range(len(seeds))) or 1.0
+        for rank, (item_id, verb) in enumerate(seeds):
+            weight = w.get("itemitem", 0) * SEED_DECAY**rank / seed_total
             reason = f"because you {verb} {self._title(item_id)}"
             idx = bundle.item_index.get(item_id)
             if idx is not None:
-                ids, scores = top_of_row(bundle.itemitem.similarity, idx, depth)
+                ids, scores = top_of_row(bundle.itemitem.similarity, idx, depth + len(skip))
                 self._add_ranked(candidates, bundle, ids, scores, weight, reason)
             elif weight > 0:
                 neighbours, similarity = self._content_neighbours(bundle, item_id, depth)
