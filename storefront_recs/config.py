@@ -147,7 +147,7 @@ SETTINGS: dict[str, Setting] = {
     ),
     # serving
     "RECS_BLEND": Setting(
-        {"als": 1.0, "itemitem": 1.0, "popularity": 0.2},
+        {"als": 1.0, "itemitem": 0.5, "popularity": 0.5},
         "For-you: weight of each candidate source (ALS on the visitor's vector, item-item "
         "neighbours of what they just viewed, decayed popularity).",
     ),
