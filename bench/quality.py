@@ -46,8 +46,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-# bench/ goes last on the path, so that a benchmark named like a stdlib module (bench/email.py)
-# cannot shadow it; the repository root goes first, for storefront_recs.
+# bench/ goes last on the path, so that a benchmark can never shadow a stdlib module; the
+# repository root goes first, for storefront_recs.
 BENCH = Path(__file__).resolve().parent
 sys.path[:] = [str(BENCH.parent)] + [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Python puts bench/ first on sys.path; a bench script named like a stdlib module (email.py)
-# would shadow it. Import our helper by path instead.
+# The repository root goes first on sys.path, for storefront_recs; bench/ itself stays off it.
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))

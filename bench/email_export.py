@@ -1,6 +1,6 @@
 """Email batch export benchmark: users per second of ``flask recs email-blocks``.
 
-    .venv/bin/python bench/email.py [--users 2000] [--events 200000] [--workers N] [--postgres URL]
+    .venv/bin/python bench/email_export.py [--users 2000] [--events 200000] [--workers N] [--postgres URL]
 
 Loads a generated shop (``_data.synthetic``: taste clusters, Zipf-like popularity) into a fresh
 database, trains a model, then runs the real CLI command (progress bar, JSON Lines file, sends
@@ -19,13 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-# This file's name would shadow the standard library's ``email`` package (which http.server
-# imports): load the real one before the bench folder goes on sys.path.
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-import email.utils  # noqa: E402, F401
-
-sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from _data import insert_dataset, synthetic  # noqa: E402
