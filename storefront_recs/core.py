@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, has_app_context, has_request_context
 from sqlalchemy import Engine
@@ -26,6 +26,7 @@ from .tracking.identity import Visitor, hash_user_id, resolve_visitor, tracking_
 from .tracking.ingest import Limits, store_events, validate_events
 
 EXTENSION_KEY = "storefront_recs"
+T = TypeVar("T")
 SECRET_FILE = "storefront_recs.secret"
 
 
@@ -40,6 +41,8 @@ class RecsState:
         self._engine: Engine | None = None
         self._schema_checked = False
         self._lock = threading.Lock()
+        self._components: dict[str, Any] = {}
+        self._components_lock = threading.RLock()  # a factory may ask for another component
 
     @property
     def engine(self) -> Engine:
@@ -65,6 +68,17 @@ class RecsState:
                 )
             self._schema_checked = True
         return engine
+
+    def component(self, name: str, factory: Callable[[], T]) -> T:
+        """A per-app object built once, thread-safely, and kept on this state: in each worker
+        process, its bundle store, recommender, experiment registry..."""
+        found = self._components.get(name)
+        if found is None:
+            with self._components_lock:
+                found = self._components.get(name)
+                if found is None:
+                    found = self._components[name] = factory()
+        return found
 
     def user_key(self, user_id: Any) -> str:
         return hash_user_id(self.secret, str(user_id), self.config["RECS_HASH_USER_IDS"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
@@ -16,21 +15,14 @@ from .train import train as run_training
 if TYPE_CHECKING:
     from ..core import RecsState
 
-_STORE_ATTR = "_engine_bundle_store"
-_store_lock = threading.Lock()
-
-
 def bundle_store(state: RecsState) -> BundleStore:
     """The app's :class:`BundleStore`, created once per app state and cached on it."""
-    store: BundleStore | None = getattr(state, _STORE_ATTR, None)
-    if store is None:
-        with _store_lock:
-            store = getattr(state, _STORE_ATTR, None)
-            if store is None:
-                mode = state.config["RECS_ANN_MODE"]
-                store = BundleStore(state.config["RECS_MODEL_DIR"], ann_mode=None if mode == "auto" else mode)
-                setattr(state, _STORE_ATTR, store)
-    return store
+
+    def build() -> BundleStore:
+        mode = state.config["RECS_ANN_MODE"]
+        return BundleStore(state.config["RECS_MODEL_DIR"], ann_mode=None if mode == "auto" else mode)
+
+    return state.component("bundle_store", build)
 
 
 class TrainingAPI(RecsCore):

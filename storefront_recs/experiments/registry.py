@@ -13,8 +13,6 @@ from .definitions import Experiment, load_experiments, sync_config
 if TYPE_CHECKING:
     from ..core import RecsState
 
-_ATTR = "_experiments_registry"
-_lock = threading.Lock()
 
 
 class ExperimentRegistry:
@@ -49,12 +47,6 @@ class ExperimentRegistry:
 
 def registry(state: RecsState) -> ExperimentRegistry:
     """The app's registry, created once per app state."""
-    found: ExperimentRegistry | None = getattr(state, _ATTR, None)
-    if found is None:
-        with _lock:
-            found = getattr(state, _ATTR, None)
-            if found is None:
-                found = ExperimentRegistry(state.checked_engine(), list(state.config["RECS_EXPERIMENTS"]),
-                                           float(state.config["RECS_EXPERIMENT_REFRESH_SECONDS"]))
-                setattr(state, _ATTR, found)
-    return found
+    return state.component("experiment_registry", lambda: ExperimentRegistry(
+        state.checked_engine(), list(state.config["RECS_EXPERIMENTS"]),
+        float(state.config["RECS_EXPERIMENT_REFRESH_SECONDS"])))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,30 +22,23 @@ from .rules import Filters
 if TYPE_CHECKING:
     from ..core import RecsState
 
-_ATTR = "_serving_recommender"
-_lock = threading.Lock()
-
-
 def recommender(state: RecsState) -> Recommender:
     """The app's recommender, created once per app state (one per worker process)."""
-    found: Recommender | None = getattr(state, _ATTR, None)
-    if found is None:
-        with _lock:
-            found = getattr(state, _ATTR, None)
-            if found is None:
-                engine = state.checked_engine()
-                store = bundle_store(state)
-                found = Recommender(
-                    state.config,
-                    engine,
-                    store.current,
-                    CatalogCache(engine, state.config["RECS_CATALOG_REFRESH_SECONDS"]),
-                    PopularityIndex(engine),
-                    state.secret,
-                    is_erased=erased_user_check(state, store.current),
-                )
-                setattr(state, _ATTR, found)
-    return found
+
+    def build() -> Recommender:
+        engine = state.checked_engine()
+        store = bundle_store(state)
+        return Recommender(
+            state.config,
+            engine,
+            store.current,
+            CatalogCache(engine, state.config["RECS_CATALOG_REFRESH_SECONDS"]),
+            PopularityIndex(engine),
+            state.secret,
+            is_erased=erased_user_check(state, store.current),
+        )
+
+    return state.component("recommender", build)
 
 
 def erased_user_check(state: RecsState, bundle: Callable[[], ModelBundle | None]) -> Callable[[str], bool]:
