@@ -86,9 +86,7 @@ def import_catalog_command(path: str) -> None:
     report = _run_import(
         "Importing catalogue",
         path,
-        lambda progress: import_catalog(
-            state.recs.catalog, path, batch_size=state.config["RECS_IMPORT_BATCH_SIZE"], on_progress=progress
-        ),
+        lambda progress: import_catalog(state.recs.catalog, path, on_progress=progress),
     )
     _exit_for(report)
 

@@ -191,7 +191,7 @@ SETTINGS: dict[str, Setting] = {
         "{:,.2f}", "Python format of prices in email blocks (e.g. '€{:,.2f}' or '{:.2f} EUR')."
     ),
     # imports
-    "RECS_IMPORT_BATCH_SIZE": Setting(5000, "Rows written per transaction by the import commands."),
+    "RECS_IMPORT_BATCH_SIZE": Setting(50_000, "Events written per transaction by import-events (catalogue imports use 1,000)."),
     # experiments and the admin dashboard (storefront_recs/experiments, web/admin.py)
     "RECS_EXPERIMENTS": Setting(
         [],

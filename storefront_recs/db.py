@@ -43,6 +43,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # 64 MB of page cache (the default is 2 MB): index inserts of large imports stay in memory.
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 

@@ -168,7 +168,7 @@ def import_events(
     path: str,
     user_key: Callable[[str], str],
     max_future: timedelta,
-    batch_size: int = 5000,
+    batch_size: int = 50_000,
     on_progress: Callable[[int], None] = lambda _: None,
     suppressions: Suppressions | None = None,
 ) -> EventImportReport:
