@@ -27,7 +27,10 @@ def seed_shop(recs: Recs, items_per_category: int = 15, users: int = 60, seed: i
          "category": cat, "description": f"a fine {cat} product"}
         for cat in CATEGORIES for i in range(items_per_category)
     ]
-    recs.catalog.upsert(items)
+    # In the catalogue when the model trains, but never interacted with: no item-item neighbours.
+    quiet = {"id": "books-quiet", "title": "Quiet books thing", "url": "/p/books-quiet", "price": 9.0,
+             "category": "books", "description": "a fine books product"}
+    recs.catalog.upsert([*items, quiet])
     start = utcnow() - timedelta(days=20)
     for user in range(users):
         cat = CATEGORIES[user % len(CATEGORIES)]
@@ -283,3 +286,11 @@ def test_viewing_an_item_the_model_has_never_seen_still_personalises_for_you(sho
     top = after["items"][:3]  # the for-you category cap (half of n) allows three books
     assert all(item["id"].startswith("books-") for item in top), top
     assert all(item["reason"] == "because you viewed Books thing deluxe" for item in top), top
+
+
+def test_viewing_an_item_nobody_has_interacted_with_personalises_for_you(shop: Flask) -> None:
+    client = shop.test_client()
+    view(client, "books-quiet")
+    top = get(client, "for-you", n=6)["items"][:3]
+    assert all(item["id"].startswith("books-") for item in top), top
+    assert all(item["reason"] == "because you viewed Quiet books thing" for item in top), top

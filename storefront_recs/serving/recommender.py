@@ -310,7 +310,7 @@ class Recommender:
             top = top[~np.isin(top, skip)][:depth] if skip else top[:depth]
             self._add_ranked(candidates, bundle, top, bundle.popularity[top], w["popularity"], "popular right now")
         # Neighbours of what the visitor just looked at: item-item (strong on sparse shop data),
-        # or content neighbours for items the model has not seen (new or never bought). Seed
+        # or content neighbours for items without co-interactions (new, or never bought). Seed
         # weights sum to one, so this source weighs ``itemitem`` however many seeds there are.
         seeds = self._seed_items(history)
         seed_total = sum(SEED_DECAY**rank for rank in range(len(seeds))) or 1.0
@@ -318,10 +318,11 @@ class Recommender:
             weight = w.get("itemitem", 0) * SEED_DECAY**rank / seed_total
             reason = f"because you {verb} {self._title(item_id)}"
             idx = bundle.item_index.get(item_id)
-            if idx is not None:
-                ids, scores = top_of_row(bundle.itemitem.similarity, idx, depth + len(skip))
+            ids, scores = (top_of_row(bundle.itemitem.similarity, idx, depth + len(skip)) if idx is not None
+                           else (np.zeros(0, np.int64), np.zeros(0, np.float32)))
+            if len(ids):
                 self._add_ranked(candidates, bundle, ids, scores, weight, reason)
-            elif weight > 0:
+            elif weight > 0:  # no co-interactions yet: its content neighbours stand in
                 neighbours, similarity = self._content_neighbours(bundle, item_id, depth)
                 for other, score in zip(neighbours, normalised(similarity), strict=True):
                     add(candidates, other, float(score) * weight, reason)
