@@ -8,9 +8,10 @@ turns a missing server into a failure instead of a skip.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,25 @@ def recs(app: Flask) -> Recs:
 @pytest.fixture
 def client(app: Flask):  # type: ignore[no-untyped-def]
     return app.test_client()
+
+
+def build_trained_shop(folder: Path, seed: Callable[[Recs], object], **config: object) -> Path:
+    """Seed and train a shop once (its SQLite database and model bundles in ``folder``), to be
+    copied by each test that needs a trained model: training per test would cost seconds."""
+    app = make_app(f"sqlite:///{folder / 'recs.sqlite3'}", folder, **config)
+    recs: Recs = app.extensions["storefront_recs"].recs
+    seed(recs)
+    report = recs.train()
+    assert report.published, report
+    app.extensions["storefront_recs"].engine.dispose()
+    return folder
+
+
+def copy_of_shop(template: Path, tmp_path: Path, **config: object) -> Flask:
+    """A private copy of a shop built by :func:`build_trained_shop`, for one test."""
+    folder = tmp_path / "shop"
+    shutil.copytree(template, folder)
+    return make_app(f"sqlite:///{folder / 'recs.sqlite3'}", folder, **config)
 
 
 def new_event_id() -> str:

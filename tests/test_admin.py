@@ -4,13 +4,12 @@ inspector on a trained shop, retrain and pause buttons."""
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import make_app
+from conftest import build_trained_shop, copy_of_shop, make_app
 from flask import Flask, session
 from sqlalchemy import select
 from test_serving import SHOP_CONFIG, seed_shop
@@ -136,21 +135,14 @@ def test_an_experiment_can_be_created_in_the_dashboard(sqlite_app: Flask) -> Non
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("admin-shop")
-    app = make_app(f"sqlite:///{folder / 'recs.sqlite3'}", folder, **SHOP_CONFIG)
-    recs = recs_of(app)
-    seed_shop(recs, users=40)
-    assert recs.train().published
-    app.extensions["storefront_recs"].engine.dispose()
-    return folder
+    return build_trained_shop(tmp_path_factory.mktemp("admin-shop"), lambda recs: seed_shop(recs, users=40),
+                              **SHOP_CONFIG)
 
 
 @pytest.fixture
 def shop(trained: Path, tmp_path: Path) -> Flask:
-    folder = tmp_path / "shop"
-    shutil.copytree(trained, folder)
-    app = make_app(f"sqlite:///{folder / 'recs.sqlite3'}", folder, **SHOP_CONFIG,
-                   RECS_EXPERIMENTS=[EXPERIMENT], RECS_EXPERIMENT_MIN_VISITORS=50)
+    app = copy_of_shop(trained, tmp_path, **SHOP_CONFIG, RECS_EXPERIMENTS=[EXPERIMENT],
+                       RECS_EXPERIMENT_MIN_VISITORS=50)
     allow_admins(app)
     return app
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import base64
 import json
 import random
-import shutil
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_app
+from conftest import build_trained_shop, copy_of_shop, make_app
 from flask import Flask, render_template_string
 from sqlalchemy import func, select, update
 
@@ -65,21 +64,13 @@ def seed(recs: Recs, users: int = 40) -> None:
 
 @pytest.fixture(scope="module")
 def trained_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("email-shop")
-    app = make_app(f"sqlite:///{folder / 'recs.sqlite3'}", folder, **CONFIG)
-    recs: Recs = app.extensions["storefront_recs"].recs
-    seed(recs)
-    assert recs.train().published
-    app.extensions["storefront_recs"].engine.dispose()
-    return folder
+    return build_trained_shop(tmp_path_factory.mktemp("email-shop"), seed, **CONFIG)
 
 
 @pytest.fixture
 def shop(trained_files: Path, tmp_path: Path) -> Flask:
     """A private copy of the trained shop."""
-    folder = tmp_path / "shop"
-    shutil.copytree(trained_files, folder)
-    return make_app(f"sqlite:///{folder / 'recs.sqlite3'}", folder, **CONFIG)
+    return copy_of_shop(trained_files, tmp_path, **CONFIG)
 
 
 @pytest.fixture

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import make_app, new_event_id
+from conftest import build_trained_shop, copy_of_shop, new_event_id
 from flask import Flask
 from test_serving import SHOP_CONFIG, seed_shop
-
-from storefront_recs import Recs
 
 
 def two_variants(overrides: dict) -> list[dict]:
@@ -20,19 +17,12 @@ def two_variants(overrides: dict) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("exp-shop")
-    app = make_app(f"sqlite:///{folder / 'recs.sqlite3'}", folder, **SHOP_CONFIG)
-    recs: Recs = app.extensions["storefront_recs"].recs
-    seed_shop(recs, users=40)
-    assert recs.train().published
-    app.extensions["storefront_recs"].engine.dispose()
-    return folder
+    return build_trained_shop(tmp_path_factory.mktemp("exp-shop"), lambda recs: seed_shop(recs, users=40),
+                              **SHOP_CONFIG)
 
 
 def shop(trained: Path, tmp_path: Path, **config: object) -> Flask:
-    folder = tmp_path / "shop"
-    shutil.copytree(trained, folder)
-    return make_app(f"sqlite:///{folder / 'recs.sqlite3'}", folder, **SHOP_CONFIG, **config)
+    return copy_of_shop(trained, tmp_path, **SHOP_CONFIG, **config)
 
 
 def for_you_after_garden_views(app: Flask) -> dict:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import random
-import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import make_app, new_event_id
+from conftest import build_trained_shop, copy_of_shop, make_app, new_event_id
 from flask import Flask
 
 from storefront_recs import Recs
@@ -48,22 +47,13 @@ SHOP_CONFIG = {"RECS_CATALOG_REFRESH_SECONDS": 0, "RECS_ALS_FACTORS": 16, "RECS_
 @pytest.fixture(scope="module")
 def trained_shop_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A seeded and trained shop (database and model bundle), built once per module."""
-    folder = tmp_path_factory.mktemp("shop")
-    app = make_app(f"sqlite:///{folder / 'recs.sqlite3'}", folder, **SHOP_CONFIG)
-    recs: Recs = app.extensions["storefront_recs"].recs
-    seed_shop(recs)
-    report = recs.train()
-    assert report.published, report
-    app.extensions["storefront_recs"].engine.dispose()
-    return folder
+    return build_trained_shop(tmp_path_factory.mktemp("shop"), seed_shop, **SHOP_CONFIG)
 
 
 @pytest.fixture
 def shop(trained_shop_files: Path, tmp_path: Path) -> Flask:
     """A private copy of the trained shop for one test."""
-    folder = tmp_path / "shop"
-    shutil.copytree(trained_shop_files, folder)
-    return make_app(f"sqlite:///{folder / 'recs.sqlite3'}", folder, **SHOP_CONFIG)
+    return copy_of_shop(trained_shop_files, tmp_path, **SHOP_CONFIG)
 
 
 def get(client, path: str, **params):  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_app
+from conftest import build_trained_shop
 
 from storefront_recs import Recs
 from storefront_recs.db import utcnow
@@ -48,14 +48,7 @@ def seed(recs: Recs) -> None:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("trained")
-    app = make_app(f"sqlite:///{folder / 'recs.sqlite3'}", folder, **CONFIG)
-    recs: Recs = app.extensions["storefront_recs"].recs
-    seed(recs)
-    report = recs.train()
-    assert report.published, report
-    app.extensions["storefront_recs"].engine.dispose()
-    return folder
+    return build_trained_shop(tmp_path_factory.mktemp("trained"), seed, **CONFIG)
 
 
 @pytest.fixture
