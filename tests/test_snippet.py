@@ -52,6 +52,38 @@ def test_snippet_is_written_once_per_page(sqlite_app: Flask) -> None:
     assert html.count("<script") == 2
 
 
+def shop_page(app: Flask) -> FlaskClient:
+    """A client of ``app`` with one shop page that writes the snippet and a server widget."""
+    @app.get("/p/<sku>")
+    def product(sku: str) -> str:
+        return render_template_string("{{ recs_snippet() }}{{ recs_widget('for-you') }}")
+
+    return app.test_client()
+
+
+def test_a_page_with_the_snippet_issues_the_visitor_cookie_its_requests_then_share(sqlite_app: Flask) -> None:
+    client = shop_page(sqlite_app)
+    page = client.get("/p/sku-1")
+    issued = client.get_cookie("recs_aid")
+    assert issued is not None and "HttpOnly" in page.headers["Set-Cookie"]
+    assert "private" in page.headers["Cache-Control"]  # a per-visitor response is never shared
+    client.post("/recs/api/v1/events", json={"event_id": new_event_id(), "type": "page_view"})
+    assert client.get("/recs/api/v1/for-you").status_code == 200
+    assert client.get_cookie("recs_aid").value == issued.value  # no second id for the same visitor
+    assert "Set-Cookie" not in client.get("/p/sku-2").headers
+    with sqlite_app.extensions["storefront_recs"].engine.connect() as conn:
+        assert conn.execute(select(Event.anonymous_id)).scalars().all() == [issued.value]
+
+
+def test_a_page_issues_no_cookie_without_consent_or_with_dnt(sqlite_uri: str, tmp_path: Path) -> None:
+    assert "Set-Cookie" not in shop_page(make_app(sqlite_uri, tmp_path / "a")).get("/p/1", headers={"DNT": "1"}).headers
+    gated_uri = f"sqlite:///{tmp_path / 'gated.sqlite3'}"
+    gated = shop_page(make_app(gated_uri, tmp_path / "b", RECS_REQUIRE_CONSENT=True))
+    assert "Set-Cookie" not in gated.get("/p/1").headers
+    gated.set_cookie("recs_consent", "1")
+    assert gated.get("/p/1").headers["Set-Cookie"].startswith("recs_aid=")
+
+
 def test_the_built_script_is_served(sqlite_app: Flask) -> None:
     response = sqlite_app.test_client().get("/recs/static/storefront_recs/recs.min.js")
     assert response.status_code == 200

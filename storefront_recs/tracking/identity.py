@@ -66,8 +66,8 @@ def cookie_anonymous_id(req: Request) -> str | None:
 
 def resolve_visitor(user_id: str | None, secret: bytes, hash_ids: bool, may_track: bool) -> Visitor:
     """Resolve the current request's visitor; issue a cookie (after the response) if tracking
-    is allowed and none is present."""
-    anonymous_id = cookie_anonymous_id(request)
+    is allowed and none is present (or reuse the one this request already issued)."""
+    anonymous_id = cookie_anonymous_id(request) or g.get("recs_set_cookie")
     if anonymous_id is None and may_track:
         anonymous_id = new_anonymous_id()
         g.recs_set_cookie = anonymous_id

@@ -40,6 +40,8 @@ def parse_envelope(body: bytes) -> list[Any]:
 
 
 def set_anonymous_cookie(response: Response) -> Response:
+    """Send the anonymous-id cookie issued during this request (our endpoints or a shop page
+    that wrote the snippet); such a response is for this visitor only."""
     value = g.pop("recs_set_cookie", None)
     if value:
         config = current_app.config
@@ -53,11 +55,12 @@ def set_anonymous_cookie(response: Response) -> Response:
             secure=request.is_secure if secure is None else bool(secure),
             domain=config["RECS_COOKIE_DOMAIN"],
         )
+        response.cache_control.private = True
     return response
 
 
 def register_api(bp: Blueprint) -> None:
-    bp.after_request(set_anonymous_cookie)
+    bp.after_app_request(set_anonymous_cookie)
 
     @bp.post("/api/v1/events")
     def post_events() -> Any:

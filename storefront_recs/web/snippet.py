@@ -10,7 +10,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, g, render_template, url_for
+from flask import Blueprint, current_app, g, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from markupsafe import Markup, escape
 
@@ -19,7 +19,7 @@ from ..serving.api import make_filters
 from ..serving.api import recommender as serving_recommender
 from ..serving.recommender import Answer
 from ..serving.rules import Filters
-from ..tracking.identity import Visitor
+from ..tracking.identity import Visitor, tracking_refused
 from .consent import register_consent
 
 SCRIPT = "storefront_recs/recs.min.js"
@@ -51,6 +51,10 @@ def recs_snippet(nonce: str | None = None) -> Markup:
     if g.get("recs_snippet_written"):
         return Markup("")
     g.recs_snippet_written = True
+    if tracking_refused(request) is None:
+        # The page itself carries the visitor's cookie, so the widget calls and the first event
+        # post it makes all share one id instead of racing to be issued one each.
+        current_app.extensions["storefront_recs"].recs.current_visitor(may_track=True)
     config = current_app.config
     static = os.path.join(current_app.blueprints["storefront_recs"].static_folder or "", SCRIPT)
     script = {

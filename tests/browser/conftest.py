@@ -212,8 +212,7 @@ def goto(page: Any, url: str) -> None:
 
 
 def has_visitor_cookie(context: Any) -> bool:
-    """The anonymous id the first event post set has reached the browser's cookie jar (the
-    database row is written before the response arrives: navigating sooner may start a new id)."""
+    """The anonymous id issued by the visitor's first page has reached the browser's cookie jar."""
     return any(c["name"] == "recs_aid" for c in context.cookies())
 
 

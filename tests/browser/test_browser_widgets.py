@@ -161,9 +161,10 @@ def test_an_ab_test_variant_travels_with_impressions_and_clicks(
     page.goto(f"{shop.url}/w/tea-2")  # the first visit gets the visitor its cookie
     wait_for(lambda: shop.events("view"), what="the first view")
     wait_for(lambda: has_visitor_cookie(context), what="the visitor cookie")
-    # The first page's widget calls and event post may each issue a cookie (a known race on a
-    # visitor's very first page); let them all land, so one identity is used from here on.
     page.wait_for_load_state("networkidle")
+    # The page itself issued the cookie: its widget calls and event posts all use that one id.
+    cookie_ids = {c["value"] for c in context.cookies() if c["name"] == "recs_aid"}
+    assert {e.anonymous_id for e in shop.events() if e.anonymous_id} == cookie_ids
     page.goto(f"{shop.url}/w/tea-1")
     page.wait_for_selector("#similar-js [data-recs-item]")
     server_item = page.locator('.recs-widget[data-recs-widget="bought-together"] [data-recs-item]').first
