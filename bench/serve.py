@@ -37,6 +37,10 @@ sys.path.insert(0, str(ROOT / "examples"))
 from ingest import write_events_csv  # noqa: E402
 
 
+def shop_env(work: Path) -> dict[str, str]:
+    return {"RECS_DATABASE_URI": f"sqlite:///{work / 'shop.sqlite3'}", "RECS_MODEL_DIR": str(work / "models")}
+
+
 def build_shop(work: Path, n_items: int, n_events: int) -> dict[str, str]:
     """Database, catalogue, events and a trained bundle; returns the env for the server."""
     from minimal_app import create_app
@@ -44,7 +48,7 @@ def build_shop(work: Path, n_items: int, n_events: int) -> dict[str, str]:
     from storefront_recs import db as dbmod
     from storefront_recs.tracking.importer import import_events
 
-    env = {"RECS_DATABASE_URI": f"sqlite:///{work / 'shop.sqlite3'}", "RECS_MODEL_DIR": str(work / "models")}
+    env = shop_env(work)
     app = create_app(dict(env))
     state = app.extensions["storefront_recs"]
     dbmod.upgrade(state.engine)
@@ -203,12 +207,17 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--visitors", type=int, default=500)
+    parser.add_argument("--shop", type=Path, help="keep the built shop in this directory and reuse it when "
+                        "it is already there (repeat runs skip loading and training)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
-    work = Path(tempfile.mkdtemp(prefix="recs-bench-serve-"))
+    work = args.shop or Path(tempfile.mkdtemp(prefix="recs-bench-serve-"))
     try:
-        env = build_shop(work, args.items, args.events)
+        env = shop_env(work)
+        if not (work / "models" / "CURRENT").exists():
+            work.mkdir(parents=True, exist_ok=True)
+            build_shop(work, args.items, args.events)
         server, base = start_server(env)
         try:
             cookies = make_visitors(base, args.visitors, args.items)
@@ -237,7 +246,8 @@ def main() -> None:
         for name, recall, ms in ann_vs_exact(env["RECS_MODEL_DIR"]):
             print(f"{name:<24} {recall:>9.3f} {ms:>9.3f}")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.shop is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ class QueryError(Exception):
 
 
 parser = FlaskParser(unknown=EXCLUDE)
+# One instance for every request: building a Schema deep-copies its fields (~0.5 ms each time).
+QUERY_SCHEMA = RecsQuerySchema()
 
 
 @parser.error_handler
@@ -76,7 +78,7 @@ def _raise_query_error(
 
 
 def _query() -> dict[str, Any]:
-    args = parser.parse(RecsQuerySchema(), request, location="query")
+    args = parser.parse(QUERY_SCHEMA, request, location="query")
     config = current_app.config
     n = args.get("n") or config["RECS_DEFAULT_N"]
     if n > config["RECS_MAX_N"]:
