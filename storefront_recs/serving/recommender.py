@@ -18,6 +18,7 @@ import numpy as np
 from itsdangerous import Signer
 
 from ..db import utcnow
+from ..engine.ann import one_blas_thread
 from ..engine.bundle import ModelBundle
 from ..tracking.identity import Visitor
 from .candidates import LRU, Candidates
@@ -34,6 +35,7 @@ SEED_ITEMS = 5
 SEED_DECAY = 0.75
 SIMILAR_CACHE_SIZE = 20_000
 CONTENT_CACHE_SIZE = 20_000
+TASTE_CACHE_SIZE = 20_000  # visitors' top items by ALS (50 ids and scores each)
 
 
 @dataclass
@@ -126,6 +128,7 @@ class Recommender:
         # set of new items (rules, stock and prices are applied afterwards, per request).
         self._similar_cache: LRU[tuple[str, int, str], Candidates] = LRU(SIMILAR_CACHE_SIZE)
         self._content_cache: LRU[tuple[str, int], tuple[list[str], np.ndarray]] = LRU(CONTENT_CACHE_SIZE)
+        self._taste_cache: LRU[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = LRU(TASTE_CACHE_SIZE)
         self._cache_key: tuple[str, int] | None = None
         self._token_signatures: dict[tuple[str, str], str] = {}
         self._popular_order: tuple[str, np.ndarray] | None = None
@@ -176,12 +179,13 @@ class Recommender:
         candidates = self._candidates(bundle)
         w = settings.weights["similar"]
         idx = bundle.item_index.get(item_id)
-        if idx is not None:
-            self._add_ranked(candidates, bundle, *top_of_row(bundle.itemitem.similarity, idx, depth),
-                             w.get("itemitem", 0), f"often viewed with {title}")
-            self._add_ranked(candidates, bundle, *bundle.similar_als(idx, depth), w.get("als", 0),
-                             f"similar to {title}")
-        ids, scores = self._content_neighbours(bundle, item_id, depth)
+        with one_blas_thread():
+            if idx is not None:
+                self._add_ranked(candidates, bundle, *top_of_row(bundle.itemitem.similarity, idx, depth),
+                                 w.get("itemitem", 0), f"often viewed with {title}")
+                self._add_ranked(candidates, bundle, *bundle.similar_als(idx, depth), w.get("als", 0),
+                                 f"similar to {title}")
+            ids, scores = self._content_neighbours(bundle, item_id, depth)
         candidates.add_ids(ids, weighted(scores, w.get("content", 0)), f"similar to {title}")
         candidates.ranked()  # resolved once, here, not on every request that reads the cache
         self._similar_cache.put((item_id, depth, settings.key), candidates)
@@ -193,6 +197,7 @@ class Recommender:
         if key != self._cache_key:
             self._similar_cache.clear()
             self._content_cache.clear()
+            self._taste_cache.clear()
             self._cache_key = key
 
     @staticmethod
@@ -215,8 +220,9 @@ class Recommender:
         }
         candidates = self._candidates(bundle)
         if bundle is not None and not masked:
-            self._personal_candidates(candidates, bundle, visitor, history, n, settings.weights["for_you"],
-                                      excluded | filters.exclude)
+            with one_blas_thread():
+                self._personal_candidates(candidates, bundle, visitor, history, n, settings.weights["for_you"],
+                                          excluded | filters.exclude)
         category = (context or {}).get("category") or self._recent_category(history)
         return self._finish("for-you", candidates, n, filters.excluding(excluded), bundle, category=category,
                             context=context, rules=settings.rules)
@@ -294,14 +300,9 @@ class Recommender:
         if user_idx is None and visitor.anonymous_id is not None:
             user_idx = bundle.user_index.get(ANON_PREFIX + visitor.anonymous_id)
         fresh = history.newest() is not None and history.newest() > bundle.created_at  # type: ignore[operator]
-        if user_idx is not None and not fresh:
-            ids, scores = bundle.recommend_user(user_idx, depth, filter_items=skip)
-            self._add_ranked(candidates, bundle, ids, scores, w.get("als", 0), "picked for your taste")
-        else:
-            items, weights = self._interaction_weights(bundle, history)
-            if items:
-                ids, scores = bundle.recommend_vector(bundle.fold_in(items, weights), depth, filter_items=skip)
-                self._add_ranked(candidates, bundle, ids, scores, w.get("als", 0), "picked for your taste")
+        if w.get("als", 0) > 0:
+            ids, scores = self._taste(bundle, None if fresh else user_idx, history, depth, skip)
+            self._add_ranked(candidates, bundle, ids, scores, w["als"], "picked for your taste")
         if user_idx is None and history.empty:
             return  # a stranger: the context-aware fallback answers
         if w.get("popularity", 0) > 0:
@@ -324,6 +325,31 @@ class Recommender:
             elif weight > 0:  # no co-interactions yet: its content neighbours stand in
                 neighbours, similarity = self._content_neighbours(bundle, item_id, depth)
                 candidates.add_ids(neighbours, weighted(similarity, weight), reason)
+
+    def _taste(self, bundle: ModelBundle, user_idx: int | None, history: VisitorHistory, depth: int,
+               skip: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Top items by the visitor's ALS factors: the trained ones (``user_idx``), else folded in
+        from their events. Cached by exactly what they are computed from, so any new event (or
+        an event leaving the current session) computes them afresh."""
+        if user_idx is not None:
+            key: tuple[Any, ...] = ("user", user_idx)
+        else:
+            items, weights = self._interaction_weights(bundle, history)
+            if not items:
+                return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            key = ("events", tuple(items), tuple(weights))
+        key += (depth, frozenset(skip))
+        self._check_caches(bundle)
+        found = self._taste_cache.get(key)
+        if found is None:
+            if user_idx is not None:
+                found = bundle.recommend_user(user_idx, depth, filter_items=skip)
+            else:
+                found = bundle.recommend_vector(bundle.fold_in(items, weights), depth, filter_items=skip)
+            for array in found:
+                array.setflags(write=False)  # shared by later answers
+            self._taste_cache.put(key, found)
+        return found
 
     def _most_popular(self, bundle: ModelBundle) -> np.ndarray:
         """Item indexes by decayed popularity, computed once per model."""
