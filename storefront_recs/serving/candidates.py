@@ -28,10 +28,11 @@ class Candidates(Mapping[str, tuple[float, str]]):
         self._vocabulary = vocabulary
         self._index = index or {}
         self._other: dict[str, int] = {}  # ids outside the vocabulary (new items) -> key
+        self._other_ids: list[str] = []
         self._keys: list[np.ndarray] = []
         self._scores: list[np.ndarray] = []
         self._reasons: list[str] = []
-        self._ranked: list[Entry] | None = None
+        self._resolved: tuple[list[int], list[float], list[str]] | None = None
         self._by_id: dict[str, tuple[float, str]] | None = None
 
     def add_indexes(self, indexes: np.ndarray, scores: np.ndarray, reason: str) -> None:
@@ -47,7 +48,11 @@ class Candidates(Mapping[str, tuple[float, str]]):
         found = self._index.get(item_id)
         if found is not None:
             return found
-        return self._other.setdefault(item_id, len(self._vocabulary) + len(self._other))
+        key = self._other.get(item_id)
+        if key is None:
+            key = self._other[item_id] = len(self._vocabulary) + len(self._other_ids)
+            self._other_ids.append(item_id)
+        return key
 
     def _append(self, keys: np.ndarray, scores: np.ndarray, reason: str) -> None:
         scores = np.asarray(scores, dtype=np.float64)
@@ -58,17 +63,37 @@ class Candidates(Mapping[str, tuple[float, str]]):
             self._keys.append(keys)
             self._scores.append(scores)
             self._reasons.append(reason)
-            self._ranked = self._by_id = None
+            self._resolved = self._by_id = None
 
-    def ranked(self) -> list[Entry]:
-        """``(item id, score, reason)`` by score, best first (ties by item id)."""
-        if self._ranked is None:
-            self._ranked = self._resolve()
-        return self._ranked
+    def ranked(self) -> Iterator[Entry]:
+        """``(item id, score, reason)`` by score, best first (ties by item id). Lazy: an answer
+        that needs ten items builds ten entries, however many candidates there are."""
+        keys, totals, reasons = self.resolve()
+        i, count = 0, len(keys)
+        while i < count:
+            j = i + 1
+            while j < count and totals[j] == totals[i]:
+                j += 1
+            if j == i + 1:
+                yield self._name(keys[i]), totals[i], reasons[i]
+            else:
+                yield from sorted(((self._name(keys[k]), totals[k], reasons[k]) for k in range(i, j)),
+                                  key=lambda entry: entry[0])
+            i = j
 
-    def _resolve(self) -> list[Entry]:
+    def _name(self, key: int) -> str:
+        base = len(self._vocabulary)
+        return self._vocabulary[key] if key < base else self._other_ids[key - base]
+
+    def resolve(self) -> tuple[list[int], list[float], list[str]]:
+        """Keys, summed scores and reasons, by score (best first); worked out once."""
+        if self._resolved is None:
+            self._resolved = self._resolve()
+        return self._resolved
+
+    def _resolve(self) -> tuple[list[int], list[float], list[str]]:
         if not self._keys:
-            return []
+            return [], [], []
         keys = np.concatenate(self._keys)
         scores = np.concatenate(self._scores)
         source = np.repeat(np.arange(len(self._keys)), [len(k) for k in self._keys])
@@ -79,14 +104,9 @@ class Candidates(Mapping[str, tuple[float, str]]):
         order = np.lexsort((np.arange(len(keys)), generic, inverse))
         starts = np.flatnonzero(np.r_[True, np.diff(inverse[order]) != 0])
         reasons = source[order[starts]]
-        other = list(self._other)
-        vocabulary, base = self._vocabulary, len(self._vocabulary)
-        entries = [
-            (vocabulary[key] if key < base else other[key - base], total, self._reasons[reason])
-            for key, total, reason in zip(unique.tolist(), totals.tolist(), reasons.tolist(), strict=True)
-        ]
-        entries.sort(key=lambda entry: (-entry[1], entry[0]))
-        return entries
+        best = np.argsort(-totals, kind="stable")
+        return (unique[best].tolist(), totals[best].tolist(),
+                [self._reasons[r] for r in reasons[best].tolist()])
 
     def _mapping(self) -> dict[str, tuple[float, str]]:
         if self._by_id is None:

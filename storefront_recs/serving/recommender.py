@@ -187,7 +187,7 @@ class Recommender:
                                  f"similar to {title}")
             ids, scores = self._content_neighbours(bundle, item_id, depth)
         candidates.add_ids(ids, weighted(scores, w.get("content", 0)), f"similar to {title}")
-        candidates.ranked()  # resolved once, here, not on every request that reads the cache
+        candidates.resolve()  # once, here, not on every request that reads the cache
         self._similar_cache.put((item_id, depth, settings.key), candidates)
         return candidates
 
