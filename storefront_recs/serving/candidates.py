@@ -97,13 +97,16 @@ class Candidates(Mapping[str, tuple[float, str]]):
         keys = np.concatenate(self._keys)
         scores = np.concatenate(self._scores)
         source = np.repeat(np.arange(len(self._keys)), [len(k) for k in self._keys])
-        unique, inverse = np.unique(keys, return_inverse=True)
-        totals = np.bincount(inverse, weights=scores, minlength=len(unique))  # summed in source order
         generic = np.array([r in GENERIC_REASONS for r in self._reasons])[source]
-        # Per item, the first entry with a specific reason, else its first entry.
-        order = np.lexsort((np.arange(len(keys)), generic, inverse))
-        starts = np.flatnonzero(np.r_[True, np.diff(inverse[order]) != 0])
-        reasons = source[order[starts]]
+        # By item, specific reasons first, then in the order added (lexsort is stable): each
+        # item's first entry carries its reason, the first specific one if there is one.
+        order = np.lexsort((generic, keys))
+        starts = np.r_[True, keys[order][1:] != keys[order][:-1]]
+        group = np.empty(len(keys), np.int64)
+        group[order] = np.cumsum(starts) - 1
+        totals = np.bincount(group, weights=scores)  # summed in the order the sources came
+        first = order[starts]
+        unique, reasons = keys[first], source[first]
         best = np.argsort(-totals, kind="stable")
         return (unique[best].tolist(), totals[best].tolist(),
                 [self._reasons[r] for r in reasons[best].tolist()])
