@@ -3,7 +3,7 @@
     .venv/bin/python bench/serve.py [--items 100000] [--events 1000000] [--seconds 15]
 
 Builds a shop with a generated catalogue and event log, trains it, then measures in one run the
-throughput and p50/p99 latency of similar items, for-you (visitors with events newer than the
+throughput, p50/p99 latency and worker CPU per request of similar items, for-you (visitors with events newer than the
 model, so every answer folds them in) and a bare Flask JSON endpoint on the same server; the
 time from a posted product view to a changed for-you answer; and Annoy against exact top-k on
 the trained factors (recall@10 and time per query). Needs `wrk` (apt-get install wrk).
@@ -28,6 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import psutil
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,10 @@ sys.path.insert(0, str(ROOT / "examples"))
 from ingest import write_events_csv  # noqa: E402
 
 
+def shop_env(work: Path) -> dict[str, str]:
+    return {"RECS_DATABASE_URI": f"sqlite:///{work / 'shop.sqlite3'}", "RECS_MODEL_DIR": str(work / "models")}
+
+
 def build_shop(work: Path, n_items: int, n_events: int) -> dict[str, str]:
     """Database, catalogue, events and a trained bundle; returns the env for the server."""
     from minimal_app import create_app
@@ -44,7 +49,7 @@ def build_shop(work: Path, n_items: int, n_events: int) -> dict[str, str]:
     from storefront_recs import db as dbmod
     from storefront_recs.tracking.importer import import_events
 
-    env = {"RECS_DATABASE_URI": f"sqlite:///{work / 'shop.sqlite3'}", "RECS_MODEL_DIR": str(work / "models")}
+    env = shop_env(work)
     app = create_app(dict(env))
     state = app.extensions["storefront_recs"]
     dbmod.upgrade(state.engine)
@@ -132,11 +137,23 @@ end
 """
 
 
-def run_wrk(base: str, paths: list[str], cookies: list[str], seconds: float, work: Path) -> dict[str, float]:
+def workers_cpu(server: subprocess.Popen) -> float:
+    """CPU seconds the gunicorn workers have used so far."""
+    total = 0.0
+    for worker in psutil.Process(server.pid).children():
+        times = worker.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def run_wrk(base: str, paths: list[str], cookies: list[str], seconds: float, work: Path,
+            server: subprocess.Popen) -> dict[str, float]:
     script = work / f"wrk-{uuid.uuid4().hex[:6]}.lua"
     script.write_text(WRK_SCRIPT % (",".join(json.dumps(p) for p in paths), ",".join(json.dumps(c) for c in cookies)))
+    cpu_before = workers_cpu(server)
     out = subprocess.run(["wrk", "-t2", "-c16", f"-d{int(seconds)}s", "--latency", "-s", str(script), base],
                          capture_output=True, text=True, check=True).stdout
+    cpu = workers_cpu(server) - cpu_before
     def latency(label: str) -> float:
         match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
         if not match:
@@ -147,7 +164,8 @@ def run_wrk(base: str, paths: list[str], cookies: list[str], seconds: float, wor
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise SystemExit(f"wrk saw errors:\n{out}")
-    return {"rps": rps, "p50": latency("50"), "p99": latency("99")}
+    requests_done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50": latency("50"), "p99": latency("99"), "cpu_ms": cpu / max(requests_done, 1) * 1000}
 
 
 def event_to_change(base: str, trials: int, n_items: int) -> list[float]:
@@ -203,12 +221,17 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--visitors", type=int, default=500)
+    parser.add_argument("--shop", type=Path, help="keep the built shop in this directory and reuse it when "
+                        "it is already there (repeat runs skip loading and training)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
-    work = Path(tempfile.mkdtemp(prefix="recs-bench-serve-"))
+    work = args.shop or Path(tempfile.mkdtemp(prefix="recs-bench-serve-"))
     try:
-        env = build_shop(work, args.items, args.events)
+        env = shop_env(work)
+        if not (work / "models" / "CURRENT").exists():
+            work.mkdir(parents=True, exist_ok=True)
+            build_shop(work, args.items, args.events)
         server, base = start_server(env)
         try:
             cookies = make_visitors(base, args.visitors, args.items)
@@ -216,10 +239,10 @@ def main() -> None:
             similar_paths = [f"/recs/api/v1/similar/sku-{min(int(rng.paretovariate(1.2)), args.items) - 1}?n=8"
                              for _ in range(2000)]
             results = {
-                "bare Flask JSON endpoint": run_wrk(base, ["/bare"], [], args.seconds, work),
-                "similar items": run_wrk(base, similar_paths, [], args.seconds, work),
+                "bare Flask JSON endpoint": run_wrk(base, ["/bare"], [], args.seconds, work, server),
+                "similar items": run_wrk(base, similar_paths, [], args.seconds, work, server),
                 "for-you (fold-in of new events)": run_wrk(base, ["/recs/api/v1/for-you?n=8"], cookies,
-                                                          args.seconds, work),
+                                                          args.seconds, work, server),
             }
             changes = event_to_change(base, 100, args.items)
         finally:
@@ -227,9 +250,13 @@ def main() -> None:
             server.wait()
         bare = results["bare Flask JSON endpoint"]["rps"]
         print(f"\nserving: {args.items:,} items, {args.events:,} events, gunicorn -w 2, wrk -t2 -c16 -d{args.seconds:.0f}s")
-        print(f"{'endpoint':<34} {'req/s':>8} {'x bare':>7} {'p50 ms':>7} {'p99 ms':>7}")
+        # Worker CPU per request is steadier than req/s on a shared machine: other processes
+        # take wall time from the workers, not CPU time.
+        bare_cpu = results["bare Flask JSON endpoint"]["cpu_ms"]
+        print(f"{'endpoint':<34} {'req/s':>8} {'x bare':>7} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>7} {'x bare':>7}")
         for name, r in results.items():
-            print(f"{name:<34} {r['rps']:>8.0f} {r['rps'] / bare:>7.2f} {r['p50']:>7.2f} {r['p99']:>7.2f}")
+            print(f"{name:<34} {r['rps']:>8.0f} {r['rps'] / bare:>7.2f} {r['p50']:>7.2f} {r['p99']:>7.2f} "
+                  f"{r['cpu_ms']:>7.3f} {bare_cpu / r['cpu_ms']:>7.2f}")
         quantiles = statistics.quantiles(changes, n=20)
         print(f"\nevent -> changed for-you answer over HTTP ({len(changes)} visitors): "
               f"p50 {statistics.median(changes) * 1000:.1f} ms, p95 {quantiles[18] * 1000:.1f} ms")
@@ -237,7 +264,8 @@ def main() -> None:
         for name, recall, ms in ann_vs_exact(env["RECS_MODEL_DIR"]):
             print(f"{name:<24} {recall:>9.3f} {ms:>9.3f}")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.shop is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

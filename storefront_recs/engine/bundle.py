@@ -26,6 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ from implicit.nearest_neighbours import ItemItemRecommender
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from .ann import annoy_query, build_annoy, exact_query, load_annoy, row_norms
+from .ann import NormOrderedIndex, annoy_query, build_annoy, exact_query, load_annoy, row_norms
 from .models import ContentModel, Popularity
 
 log = logging.getLogger(__name__)
@@ -225,15 +226,8 @@ class ModelBundle:
     def recommend_user(
         self, user_idx: int, n: int, filter_items: np.ndarray | list[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``n`` items for a known user (implicit's ``recommend``), minus ``filter_items``."""
-        if self.ann_mode == "annoy":
-            return self.recommend_vector(self.user_factors[user_idx], n, filter_items)
-        n = min(n, len(self.item_ids))
-        filt = None if filter_items is None or not len(filter_items) else np.asarray(filter_items, np.int32)
-        ids, scores = self.als.recommend(user_idx, None, N=n, filter_already_liked_items=False,
-                                         filter_items=filt)
-        keep = ids >= 0
-        return ids[keep].astype(np.int64), scores[keep]
+        """Top ``n`` items for a known user by dot product of factors, minus ``filter_items``."""
+        return self.recommend_vector(self.user_factors[user_idx], n, filter_items)
 
     def recommend_vector(
         self, user_vector: np.ndarray, n: int, filter_items: np.ndarray | list[int] | None = None
@@ -242,13 +236,18 @@ class ModelBundle:
         exclude = () if filter_items is None else filter_items
         if self.ann_mode == "annoy":
             return annoy_query(self._ann_dot, user_vector, n, "dot", exclude)
-        return exact_query(self.item_factors, user_vector, n, exclude=exclude)
+        return self._exact_dot.query(user_vector, n, exclude)
+
+    @cached_property
+    def _exact_dot(self) -> NormOrderedIndex:
+        return NormOrderedIndex(self.item_factors)
 
     def fold_in(self, item_idxs: np.ndarray | list[int], weights: np.ndarray | list[float]) -> np.ndarray:
         """A user vector from interactions (implicit's ``recalculate_user``), for any visitor."""
         idx = np.asarray(item_idxs, dtype=np.int32)
         w = np.asarray(weights, dtype=np.float32)
-        row = sparse.csr_matrix((w, (np.zeros(len(idx), np.int32), idx)), shape=(1, len(self.item_ids)))
+        # Built from CSR arrays directly: going through COO costs more than the solve itself.
+        row = sparse.csr_matrix((w, idx, np.array([0, len(idx)], np.int32)), shape=(1, len(self.item_ids)))
         row.sum_duplicates()
         return np.asarray(self.als.recalculate_user(0, row), dtype=np.float32)
 

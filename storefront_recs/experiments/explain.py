@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..serving.recommender import Candidates, Recommender
+from ..serving.candidates import Candidates
+from ..serving.recommender import Recommender
 from ..serving.rules import Filters
 from ..serving.visitor_events import load_history
 from ..tracking.identity import Visitor
@@ -57,12 +58,12 @@ def explain(recommender: Recommender, visitor: Visitor, item_id: str, *, variant
         for source, weight in blend.items():
             if weight <= 0:
                 continue
-            alone: Candidates = {}
+            alone = Candidates(bundle.item_ids, bundle.item_index)
             rec._personal_candidates(alone, bundle, visitor, history, DEPTH, {source: weight})
             found = alone.get(item_id)
             result.sources.append({"source": source, "weight": weight, "score": found[0] if found else None,
                                    "reason": found[1] if found else "not among this source's candidates"})
-        together: Candidates = {}
+        together = Candidates(bundle.item_ids, bundle.item_index)
         rec._personal_candidates(together, bundle, visitor, history, DEPTH, blend)
         if item_id in together:
             result.blended = together[item_id][0]

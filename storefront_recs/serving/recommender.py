@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import json
 from collections import ChainMap
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import chain
 from typing import Any
 
 import numpy as np
 from itsdangerous import Signer
 
 from ..db import utcnow
+from ..engine.ann import one_blas_thread
 from ..engine.bundle import ModelBundle
 from ..tracking.identity import Visitor
+from .candidates import LRU, Candidates
 from .catalog_cache import CachedItem, CatalogCache
 from .new_items import NewItems
 from .popularity import PopularityIndex
@@ -31,8 +34,8 @@ ANON_PREFIX = "anon:"
 SEED_ITEMS = 5
 SEED_DECAY = 0.75
 SIMILAR_CACHE_SIZE = 20_000
-
-Candidates = dict[str, tuple[float, str]]  # item id -> (score, reason)
+CONTENT_CACHE_SIZE = 20_000
+TASTE_CACHE_SIZE = 20_000  # visitors' top items by ALS (50 ids and scores each)
 
 
 @dataclass
@@ -93,20 +96,9 @@ def normalised(scores: np.ndarray) -> np.ndarray:
     return scores / top if top > 0 else np.zeros_like(scores)
 
 
-GENERIC_REASONS = frozenset({"picked for your taste", "popular right now"})
-
-
-def add(candidates: Candidates, item_id: str, score: float, reason: str) -> None:
-    """Sum scores per item. The first specific reason ("because you viewed X") is kept over a
-    generic one, since it is what a shopper can check."""
-    if score <= 0:
-        return
-    previous = candidates.get(item_id)
-    if previous is None:
-        candidates[item_id] = (score, reason)
-    else:
-        keep = reason if previous[1] in GENERIC_REASONS and reason not in GENERIC_REASONS else previous[1]
-        candidates[item_id] = (previous[0] + score, keep)
+def weighted(scores: np.ndarray, weight: float) -> np.ndarray:
+    """Scores scaled to the best one, times the source's weight."""
+    return normalised(np.asarray(scores, dtype=np.float32)).astype(np.float64) * weight
 
 
 class Recommender:
@@ -132,8 +124,12 @@ class Recommender:
         self._variant_settings: dict[str, Settings] = {}
         self._signer = Signer(secret, salt="storefront-recs.recommendation")
         self.new_items = NewItems()
-        self._similar_cache: dict[tuple[str, int, str], Candidates] = {}
-        self._similar_key: tuple[str, int] | None = None
+        # Model candidates per item and content neighbours per item, for the current model and
+        # set of new items (rules, stock and prices are applied afterwards, per request).
+        self._similar_cache: LRU[tuple[str, int, str], Candidates] = LRU(SIMILAR_CACHE_SIZE)
+        self._content_cache: LRU[tuple[str, int], tuple[list[str], np.ndarray]] = LRU(CONTENT_CACHE_SIZE)
+        self._taste_cache: LRU[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = LRU(TASTE_CACHE_SIZE)
+        self._cache_key: tuple[str, int] | None = None
         self._token_signatures: dict[tuple[str, str], str] = {}
         self._popular_order: tuple[str, np.ndarray] | None = None
 
@@ -155,7 +151,7 @@ class Recommender:
         """A holdout variant's answer: popular items only, or nothing."""
         if settings.holdout == "none":
             return Answer([], bundle.version if bundle else None, "fallback")
-        return self._finish(kind, {}, n, filters, bundle, context=context, rules=settings.rules)
+        return self._finish(kind, Candidates(), n, filters, bundle, context=context, rules=settings.rules)
 
     # -- public verbs ---------------------------------------------------------------------------
     def similar(self, item_id: str, n: int, filters: Filters, overrides: Mapping[str, Any] | None = None) -> Answer:
@@ -165,7 +161,7 @@ class Recommender:
         if settings.holdout:
             return self._holdout("similar", n, filters.excluding([item_id]), bundle, settings)
         seed = self.catalog.get(item_id)
-        candidates = self._similar_candidates(bundle, item_id, n, settings) if bundle is not None else {}
+        candidates = self._similar_candidates(bundle, item_id, n, settings) if bundle is not None else Candidates()
         return self._finish("similar", candidates, n, filters.excluding([item_id]), bundle,
                             category=seed.category if seed else None, seed_item=item_id, rules=settings.rules)
 
@@ -174,29 +170,39 @@ class Recommender:
         """Model candidates for an item; cached per model and new-item set, since they only
         change with those (rules, stock and prices are applied afterwards, per request)."""
         depth = max(4 * n, 40)
-        key = (bundle.version, id(self.new_items.get(bundle, self.catalog)))
-        if key != self._similar_key:
-            self._similar_cache, self._similar_key = {}, key
+        self._check_caches(bundle)
         settings = settings or self.settings
         cached = self._similar_cache.get((item_id, depth, settings.key))
         if cached is not None:
             return cached
         title = self._title(item_id)
-        candidates: Candidates = {}
+        candidates = self._candidates(bundle)
         w = settings.weights["similar"]
         idx = bundle.item_index.get(item_id)
-        if idx is not None:
-            self._add_ranked(candidates, bundle, *top_of_row(bundle.itemitem.similarity, idx, depth),
-                             w.get("itemitem", 0), f"often viewed with {title}")
-            self._add_ranked(candidates, bundle, *bundle.similar_als(idx, depth), w.get("als", 0),
-                             f"similar to {title}")
-        ids, scores = self._content_neighbours(bundle, item_id, depth)
-        for other, score in zip(ids, normalised(scores), strict=True):
-            add(candidates, str(other), float(score) * w.get("content", 0), f"similar to {title}")
-        if len(self._similar_cache) >= SIMILAR_CACHE_SIZE:
-            self._similar_cache = {}
-        self._similar_cache[(item_id, depth, settings.key)] = candidates
+        with one_blas_thread():
+            if idx is not None:
+                self._add_ranked(candidates, bundle, *top_of_row(bundle.itemitem.similarity, idx, depth),
+                                 w.get("itemitem", 0), f"often viewed with {title}")
+                self._add_ranked(candidates, bundle, *bundle.similar_als(idx, depth), w.get("als", 0),
+                                 f"similar to {title}")
+            ids, scores = self._content_neighbours(bundle, item_id, depth)
+        candidates.add_ids(ids, weighted(scores, w.get("content", 0)), f"similar to {title}")
+        candidates.resolve()  # once, here, not on every request that reads the cache
+        self._similar_cache.put((item_id, depth, settings.key), candidates)
         return candidates
+
+    def _check_caches(self, bundle: ModelBundle) -> None:
+        """Empty the per-item caches when the model or the set of new items changes."""
+        key = (bundle.version, id(self.new_items.get(bundle, self.catalog)))
+        if key != self._cache_key:
+            self._similar_cache.clear()
+            self._content_cache.clear()
+            self._taste_cache.clear()
+            self._cache_key = key
+
+    @staticmethod
+    def _candidates(bundle: ModelBundle | None) -> Candidates:
+        return Candidates() if bundle is None else Candidates(bundle.item_ids, bundle.item_index)
 
     def for_you(self, visitor: Visitor, n: int, filters: Filters, context: dict[str, Any] | None = None,
                 overrides: Mapping[str, Any] | None = None) -> Answer:
@@ -212,10 +218,11 @@ class Recommender:
             if (self.catalog.get(item) is None
                 or (self.catalog.get(item).category or "") not in self.rules.repeat_buy_categories)  # type: ignore[union-attr]
         }
-        candidates: Candidates = {}
+        candidates = self._candidates(bundle)
         if bundle is not None and not masked:
-            self._personal_candidates(candidates, bundle, visitor, history, n, settings.weights["for_you"],
-                                      excluded | filters.exclude)
+            with one_blas_thread():
+                self._personal_candidates(candidates, bundle, visitor, history, n, settings.weights["for_you"],
+                                          excluded | filters.exclude)
         category = (context or {}).get("category") or self._recent_category(history)
         return self._finish("for-you", candidates, n, filters.excluding(excluded), bundle, category=category,
                             context=context, rules=settings.rules)
@@ -227,12 +234,11 @@ class Recommender:
         settings = self.settings_for(overrides)
         if settings.holdout:
             return self._holdout("trending", n, filters, bundle, settings, context)
-        candidates: Candidates = {}
+        candidates = self._candidates(bundle)
         if bundle is not None:
             scores = bundle.trending
             top = np.argsort(-scores)[: max(4 * n, 40)]
-            for idx, score in zip(top, normalised(scores[top]), strict=True):
-                add(candidates, bundle.item_ids[int(idx)], float(score), "trending now")
+            candidates.add_indexes(top, weighted(scores[top], 1.0), "trending now")
         return self._finish("trending", candidates, n, filters, bundle, context=context, rules=settings.rules)
 
     def recently_viewed(self, visitor: Visitor, n: int, filters: Filters,
@@ -262,7 +268,7 @@ class Recommender:
         if settings.holdout:
             return self._holdout("bought-together", n, filters.excluding([item_id]), bundle, settings)
         seed = self.catalog.get(item_id)
-        candidates: Candidates = {}
+        candidates = self._candidates(bundle)
         if bundle is not None and item_id in bundle.item_index:
             ids, scores = bundle.bought_together(bundle.item_index[item_id], max(4 * n, 40))
             self._add_ranked(candidates, bundle, ids, scores, 1.0, f"bought together with {self._title(item_id)}")
@@ -278,8 +284,7 @@ class Recommender:
                     weight: float, reason: str) -> None:
         if weight <= 0 or not len(ids):
             return
-        for idx, score in zip(ids, normalised(np.asarray(scores, dtype=np.float32)), strict=True):
-            add(candidates, bundle.item_ids[int(idx)], float(score) * weight, reason)
+        candidates.add_indexes(ids, weighted(scores, weight), reason)
 
     def _personal_candidates(self, candidates: Candidates, bundle: ModelBundle, visitor: Visitor,
                              history: VisitorHistory, n: int, blend: Mapping[str, float] | None = None,
@@ -295,14 +300,9 @@ class Recommender:
         if user_idx is None and visitor.anonymous_id is not None:
             user_idx = bundle.user_index.get(ANON_PREFIX + visitor.anonymous_id)
         fresh = history.newest() is not None and history.newest() > bundle.created_at  # type: ignore[operator]
-        if user_idx is not None and not fresh:
-            ids, scores = bundle.recommend_user(user_idx, depth, filter_items=skip)
-            self._add_ranked(candidates, bundle, ids, scores, w.get("als", 0), "picked for your taste")
-        else:
-            items, weights = self._interaction_weights(bundle, history)
-            if items:
-                ids, scores = bundle.recommend_vector(bundle.fold_in(items, weights), depth, filter_items=skip)
-                self._add_ranked(candidates, bundle, ids, scores, w.get("als", 0), "picked for your taste")
+        if w.get("als", 0) > 0:
+            ids, scores = self._taste(bundle, None if fresh else user_idx, history, depth, skip)
+            self._add_ranked(candidates, bundle, ids, scores, w["als"], "picked for your taste")
         if user_idx is None and history.empty:
             return  # a stranger: the context-aware fallback answers
         if w.get("popularity", 0) > 0:
@@ -324,8 +324,32 @@ class Recommender:
                 self._add_ranked(candidates, bundle, ids, scores, weight, reason)
             elif weight > 0:  # no co-interactions yet: its content neighbours stand in
                 neighbours, similarity = self._content_neighbours(bundle, item_id, depth)
-                for other, score in zip(neighbours, normalised(similarity), strict=True):
-                    add(candidates, other, float(score) * weight, reason)
+                candidates.add_ids(neighbours, weighted(similarity, weight), reason)
+
+    def _taste(self, bundle: ModelBundle, user_idx: int | None, history: VisitorHistory, depth: int,
+               skip: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Top items by the visitor's ALS factors: the trained ones (``user_idx``), else folded in
+        from their events. Cached by exactly what they are computed from, so any new event (or
+        an event leaving the current session) computes them afresh."""
+        if user_idx is not None:
+            key: tuple[Any, ...] = ("user", user_idx)
+        else:
+            items, weights = self._interaction_weights(bundle, history)
+            if not items:
+                return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            key = ("events", tuple(items), tuple(weights))
+        key += (depth, frozenset(skip))
+        self._check_caches(bundle)
+        found = self._taste_cache.get(key)
+        if found is None:
+            if user_idx is not None:
+                found = bundle.recommend_user(user_idx, depth, filter_items=skip)
+            else:
+                found = bundle.recommend_vector(bundle.fold_in(items, weights), depth, filter_items=skip)
+            for array in found:
+                array.setflags(write=False)  # shared by later answers
+            self._taste_cache.put(key, found)
+        return found
 
     def _most_popular(self, bundle: ModelBundle) -> np.ndarray:
         """Item indexes by decayed popularity, computed once per model."""
@@ -369,7 +393,15 @@ class Recommender:
         return None
 
     def _content_neighbours(self, bundle: ModelBundle, item_id: str, n: int) -> tuple[list[str], np.ndarray]:
-        """Content neighbours among trained items and items added since the training run."""
+        """Content neighbours among trained items and items added since the training run (cached)."""
+        self._check_caches(bundle)
+        cached = self._content_cache.get((item_id, n))
+        if cached is None:
+            cached = self._search_content(bundle, item_id, n)
+            self._content_cache.put((item_id, n), cached)
+        return cached
+
+    def _search_content(self, bundle: ModelBundle, item_id: str, n: int) -> tuple[list[str], np.ndarray]:
         new_items = self.new_items.get(bundle, self.catalog)
         if item_id in bundle.content_index:
             vector = bundle.content.vectors[bundle.content_index[item_id]]
@@ -389,17 +421,15 @@ class Recommender:
                 *, category: str | None = None, seed_item: str | None = None,
                 context: dict[str, Any] | None = None, rules: Rules | None = None) -> Answer:
         rules = rules or self.rules
-        ranked: list[tuple[CachedItem, float, str]] = []
-        for item_id, (score, reason) in candidates.items():
-            item = self.catalog.get(item_id)
-            if filters.admits(item) and item is not None:
-                ranked.append((item, rules.adjust(item, score), reason))
-        ranked.sort(key=lambda entry: (-entry[1], entry[0].id))
+        ranked = self._admitted(candidates, filters)
+        if rules.boost or rules.boost_items:  # boosts and burials reorder: score every candidate
+            ranked = iter(sorted(((item, rules.adjust(item, score), reason) for item, score, reason in ranked),
+                                 key=lambda entry: (-entry[1], entry[0].id)))
         pinned = [self.catalog.get(i) for i in rules.pinned.get(kind, [])]
         pinned_entries = [(item, 1e9, "featured") for item in pinned if filters.admits(item) and item is not None]
         pinned_ids = {entry[0].id for entry in pinned_entries}
-        ranked = pinned_entries + [entry for entry in ranked if entry[0].id not in pinned_ids]
-        chosen = diversify(ranked, n, rules.category_cap(kind, n))
+        ordered = chain(pinned_entries, (entry for entry in ranked if entry[0].id not in pinned_ids))
+        chosen = diversify(ordered, n, rules.category_cap(kind, n))
         from_model = len(chosen)
         if len(chosen) < n:
             taken = filters.excluding(entry[0].id for entry in chosen)
@@ -411,6 +441,14 @@ class Recommender:
             for position, (item, score, reason) in enumerate(chosen)
         ]
         return Answer(items, bundle.version if bundle else None, "model" if from_model else "fallback")
+
+    def _admitted(self, candidates: Candidates, filters: Filters) -> Iterator[tuple[CachedItem, float, str]]:
+        """Candidates the filters admit, best first; read lazily, so an answer looks at only as
+        many candidates as it needs."""
+        for item_id, score, reason in candidates.ranked():
+            item = self.catalog.get(item_id)
+            if item is not None and filters.admits(item):
+                yield item, score, reason
 
     def _fallback(self, needed: int, filters: Filters, bundle: ModelBundle | None, category: str | None,
                   seed_item: str | None, context: dict[str, Any] | None) -> list[tuple[CachedItem, float, str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from .catalog_cache import CachedItem
@@ -64,10 +65,11 @@ class Rules:
         return max(1, math.ceil(n * share))
 
 
-def diversify(ranked: list[tuple[CachedItem, float, str]], n: int, cap: int) -> list[tuple[CachedItem, float, str]]:
-    """Keep the order but allow at most ``cap`` items per category; overflow fills any gap."""
+def diversify(ranked: Iterable[tuple[CachedItem, float, str]], n: int, cap: int) -> list[tuple[CachedItem, float, str]]:
+    """Keep the order but allow at most ``cap`` items per category; overflow fills any gap.
+    Reads ``ranked`` only as far as it needs to."""
     if cap >= n:
-        return ranked[:n]
+        return list(islice(ranked, n))
     chosen: list[tuple[CachedItem, float, str]] = []
     overflow: list[tuple[CachedItem, float, str]] = []
     per_category: dict[str | None, int] = {}
