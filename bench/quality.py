@@ -164,6 +164,12 @@ class Pipeline:
         app.extensions["storefront_recs"].engine.dispose()
         if not report.published:
             raise SystemExit(f"{self.split.ds.name}: training did not publish: {report.message}")
+        with app.app_context():
+            blend = recs.model_bundle().manifest.get("blend") or {}  # type: ignore[union-attr]
+        how = (f"chosen on validation: NDCG@10 {blend['validation_ndcg@10']:.4f}, configured "
+               f"{blend['configured_ndcg@10']:.4f}") if blend.get("chosen") else "the configured one"
+        print(f"  {self.split.ds.name}: trained in {report.timings.get('total', 0):.1f} s; for-you blend "
+              f"{blend.get('weights')} ({how})", file=sys.stderr)
         return str(report.version)
 
     def rank(self, config: dict[str, Any], version: str, n: int = base.K_MAX) -> dict[int, list[int]]:
