@@ -169,7 +169,7 @@ SETTINGS: dict[str, Setting] = {
         "many items have interactions; above it the source is left out (its cost grows with the cube).",
     ),
     "RECS_EASE_LAMBDA": Setting(250.0, "L2 regularisation of EASE (chosen on a validation split of the quality benchmark)."),
-    "RECS_EASE_K": Setting(200, "EASE weights kept per item for serving (the largest ones)."),
+    "RECS_EASE_K": Setting(200, "EASE weights kept per item for serving (the largest in magnitude)."),
     "RECS_SIMILAR_BLEND": Setting(
         {"itemitem": 1.0, "als": 0.5, "content": 0.3},
         "Similar items: weight of item-item, ALS and content neighbours.",
