@@ -5,7 +5,10 @@ seconds) and produces ranked top-k lists, so that every model, ours included (wh
 with lists of item ids through ``for_you``), is scored by the same function.
 
 - ``time_split``: per user, distinct items ordered by first interaction time; the latest
-  ``fraction`` (``max(1, floor(fraction * n))``, users with >= 2 items) is held out.
+  ``fraction`` (``max(1, floor(fraction * n))``, users with >= 2 items) is held out. Items
+  first seen at the same moment (one basket, one rating session) are ordered by a seeded
+  random draw, not by id: an id order put the postage line (``POST``, last in the id order)
+  and the newest stock codes of a shopper's last basket into the test set every time.
 - ``score_lists``: NDCG@10 (binary gain, ideal over ``min(|test|, 10)``), Recall@k as
   hits / min(|test|, k) (the engine's definition), coverage = share of the catalogue in at
   least one top-10 list.
@@ -27,14 +30,15 @@ BATCH = 256
 
 
 def time_split(users: np.ndarray, items: np.ndarray, ts: np.ndarray, n_users: int, n_items: int,
-               fraction: float = 0.2) -> np.ndarray:
+               fraction: float = 0.2, seed: int = 0) -> np.ndarray:
     """True for every event of a held-out (user, item) pair."""
     cell = users.astype(np.int64) * n_items + items
     uniq, inv = np.unique(cell, return_inverse=True)
     first = np.full(len(uniq), np.inf)
     np.minimum.at(first, inv, ts)
-    cu, ci = uniq // n_items, uniq % n_items
-    order = np.lexsort((ci, first, cu))  # by user, then first time, then item (deterministic)
+    cu = uniq // n_items
+    tie = np.random.default_rng(seed).permutation(len(uniq))  # ties in time: a seeded draw
+    order = np.lexsort((tie, first, cu))  # by user, then first time (deterministic)
     counts = np.bincount(cu, minlength=n_users)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     pos = np.arange(len(order)) - starts[cu[order]]

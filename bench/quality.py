@@ -8,7 +8,8 @@ place, never copied):
 - implicit feedback: every rating / order line / behaviour is an interaction (Online Retail:
   cancellations, invoices starting with C, are dropped by the loader);
 - time split: per user, distinct items ordered by first interaction time; the latest 20%
-  (``max(1, floor(0.2 n))``, users with >= 2 items) are the test set; everything else trains;
+  (``max(1, floor(0.2 n))``, users with >= 2 items) are the test set, items first seen at
+  the same moment (one basket) ordered by a seeded random draw; everything else trains;
 - full-catalogue ranking (every item of the data set), each user's training items excluded,
   for every model; NDCG@10, Recall@10, Recall@20 (hits / min(|test|, k)), coverage (share of
   the catalogue in at least one top-10 list);
@@ -20,10 +21,12 @@ place, never copied):
   ``import_events``, the catalogue is upserted (MovieLens titles and genres, Retail
   descriptions, Taobao category ids), ``recs.train()`` runs, and ``recs.for_you(user_id=...,
   n=20, exclude=<the user's training items>)`` answers for every test user. ``ours`` is the
-  committed defaults; ``ours, no category cap`` the same with ``RECS_MAX_PER_CATEGORY={}``.
+  committed defaults (the training run picks the shop's for-you blend on its own time split,
+  ``RECS_BLEND_AUTO``; the pick is printed); ``ours, no category cap`` the same with
+  ``RECS_MAX_PER_CATEGORY={}``.
 
 ``--tune`` first carves a validation split out of the training events (the same rule applied
-to them), grids the defaults of ``TUNE_GRID`` on it (validation NDCG@10 only; the test set is
+to them), grids fixed blends (``RECS_BLEND_AUTO`` off) and training settings on it (validation NDCG@10 only; the test set is
 never looked at), prints the grid and the pick, then evaluates the pick on the test set.
 ``--pick JSON`` evaluates that overlay on the test set too, without tuning. ``--quick`` uses a
 smaller grid and skips EASE.
@@ -164,6 +167,12 @@ class Pipeline:
         app.extensions["storefront_recs"].engine.dispose()
         if not report.published:
             raise SystemExit(f"{self.split.ds.name}: training did not publish: {report.message}")
+        with app.app_context():
+            blend = recs.model_bundle().manifest.get("blend") or {}  # type: ignore[union-attr]
+        how = (f"chosen on validation: NDCG@10 {blend['validation_ndcg@10']:.4f}, configured "
+               f"{blend['configured_ndcg@10']:.4f}") if blend.get("chosen") else "the configured one"
+        print(f"  {self.split.ds.name}: trained in {report.timings.get('total', 0):.1f} s; for-you blend "
+              f"{blend.get('weights')} ({how})", file=sys.stderr)
         return str(report.version)
 
     def rank(self, config: dict[str, Any], version: str, n: int = base.K_MAX) -> dict[int, list[int]]:
@@ -240,6 +249,8 @@ TRAIN_GRID: list[dict[str, Any]] = [
     {"RECS_HALF_LIFE_DAYS": 0.0},
     {"RECS_ALS_FACTORS": 128},
 ]
+# The grid compares fixed blends, one for all shops: each training run's own choice is off.
+FIXED = {"RECS_BLEND_AUTO": False}
 QUICK_BLENDS = BLEND_GRID[:4]
 QUICK_TRAIN = TRAIN_GRID[:2]
 VALIDATION_USERS = 200  # a seeded sample of users per data set keeps the grid in minutes
@@ -290,7 +301,7 @@ def tune(splits: list[Split], quick: bool) -> dict[str, Any]:
         pipes = [stack.enter_context(pipeline(v)) for v in vals]
         blends = QUICK_BLENDS if quick else BLEND_GRID
         versions = [p.train({}) for p in pipes]
-        stage1 = {f"BLEND={b}": [base.score_lists(p.rank({"RECS_BLEND": b, **no_cap}, ver), p.split.test,
+        stage1 = {f"BLEND={b}": [base.score_lists(p.rank({"RECS_BLEND": b, **FIXED, **no_cap}, ver), p.split.test,
                                                   p.split.shape[1])["ndcg@10"]
                                  for p, ver in zip(pipes, versions, strict=True)] for b in blends}
         print("\nStage 1: blend (committed training defaults, no category cap), validation NDCG@10\n")
@@ -298,7 +309,7 @@ def tune(splits: list[Split], quick: bool) -> dict[str, Any]:
         rel1 = relative(stage1)
         blend = blends[list(stage1).index(max(rel1, key=rel1.__getitem__))]
         print(f"\npicked blend: {blend}")
-        serve = {"RECS_BLEND": blend, **no_cap}
+        serve = {"RECS_BLEND": blend, **FIXED, **no_cap}
         grid = QUICK_TRAIN if quick else TRAIN_GRID
         stage2: dict[str, list[float]] = {}
         for g in grid:
@@ -311,11 +322,11 @@ def tune(splits: list[Split], quick: bool) -> dict[str, Any]:
         table(stage2)
         rel2 = relative(stage2)
         chosen_train = grid[list(stage2).index(max(rel2, key=rel2.__getitem__))]
-        cap = [base.score_lists(p.rank({**chosen_train, "RECS_BLEND": blend}, p.train(chosen_train)),
+        cap = [base.score_lists(p.rank({**chosen_train, "RECS_BLEND": blend, **FIXED}, p.train(chosen_train)),
                                 p.split.test, p.split.shape[1])["ndcg@10"] for p in pipes]
     print(f"\nthe pick with the committed category cap {default('RECS_MAX_PER_CATEGORY')}: "
           + ", ".join(f"{n} {x:.4f}" for n, x in zip(names, cap, strict=True)))
-    chosen = {"RECS_BLEND": blend, **chosen_train}
+    chosen = {"RECS_BLEND": blend, **FIXED, **chosen_train}
     print(f"\nchosen: {chosen}\n")
     return chosen
 

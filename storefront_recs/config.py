@@ -148,9 +148,28 @@ SETTINGS: dict[str, Setting] = {
     # serving
     "RECS_BLEND": Setting(
         {"als": 1.0, "itemitem": 0.5, "popularity": 0.5},
-        "For-you: weight of each candidate source (ALS on the visitor's vector, item-item "
-        "neighbours of what they just viewed, decayed popularity).",
+        "For-you: weight of each candidate source (ALS on the visitor's vector, EASE on their "
+        "items, item-item neighbours of what they just viewed, decayed popularity); see RECS_BLEND_AUTO.",
     ),
+    "RECS_BLEND_AUTO": Setting(
+        True,
+        "Each training run picks this shop's for-you blend from RECS_BLEND_GRID by NDCG@10 on its "
+        "own time split (RECS_BLEND wins ties), stores it in the bundle and serving uses it; "
+        "False serves RECS_BLEND. An experiment variant that sets RECS_BLEND always uses its own.",
+    ),
+    "RECS_BLEND_GRID": Setting(
+        {"als": [0.0, 1.0], "ease": [0.0, 1.0], "itemitem": [0.25, 0.5],
+         "popularity": [0.0, 0.25, 0.5, 1.0, 2.0, 4.0]},
+        "Weights tried per for-you source by RECS_BLEND_AUTO (every combination; EASE only where "
+        "it is fitted).",
+    ),
+    "RECS_EASE_MAX_ITEMS": Setting(
+        10_000,
+        "EASE (a closed-form item-item regression, one dense inverse) is fitted when at most this "
+        "many items have interactions; above it the source is left out (its cost grows with the cube).",
+    ),
+    "RECS_EASE_LAMBDA": Setting(250.0, "L2 regularisation of EASE (chosen on a validation split of the quality benchmark)."),
+    "RECS_EASE_K": Setting(200, "EASE weights kept per item for serving (the largest in magnitude)."),
     "RECS_SIMILAR_BLEND": Setting(
         {"itemitem": 1.0, "als": 0.5, "content": 0.3},
         "Similar items: weight of item-item, ALS and content neighbours.",

@@ -8,6 +8,7 @@ Layout of ``RECS_MODEL_DIR``::
         item_ids.json user_ids.json
         als_item_factors.npy als_user_factors.npy itemitem.npz bought_together.npz
         content.npz content_item_ids.json popularity.npz
+        ease.npz                 (only when the run fitted EASE)
         als_dot.ann als_angular.ann content.ann   (Annoy mode only; mmapped by every worker)
     .staging-<version>/          a run being written (renamed into place when complete)
 
@@ -35,6 +36,7 @@ from implicit.nearest_neighbours import ItemItemRecommender
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
+from . import ease as ease_model
 from .ann import NormOrderedIndex, annoy_query, build_annoy, exact_query, load_annoy, row_norms
 from .models import ContentModel, Popularity
 
@@ -75,6 +77,7 @@ class BundleParts:
     bought_together: sparse.csr_matrix
     content: ContentModel
     popularity: Popularity
+    ease: sparse.csr_matrix | None = None  # EASE weights, top k per row (None: not fitted)
 
 
 def _save_csr(path: str, m: sparse.csr_matrix) -> None:
@@ -107,6 +110,8 @@ def write_parts(directory: str, parts: BundleParts, *, ann_mode: str, trees: int
     _save_npy(j("als_user_factors.npy"), parts.user_factors)
     _save_csr(j("itemitem.npz"), parts.itemitem)
     _save_csr(j("bought_together.npz"), parts.bought_together)
+    if parts.ease is not None:
+        _save_csr(j("ease.npz"), parts.ease)
     c = parts.content
     with open(j("content.npz"), "wb") as handle:
         np.savez(handle, features=c.features, idf=c.idf, components=c.components, vectors=c.vectors)
@@ -183,6 +188,10 @@ class ModelBundle:
         self.itemitem = ItemItemRecommender(num_threads=1)
         self.itemitem.similarity = _load_csr(j("itemitem.npz"))
         self.bought_together_matrix = _load_csr(j("bought_together.npz"))
+        self.ease = _load_csr(j("ease.npz")) if "ease.npz" in m["files"] else ease_model.empty(len(self.item_ids))
+        blend = m.get("blend") or {}
+        # the for-you blend the training run chose for this shop (None: it did not choose)
+        self.blend: dict[str, float] | None = dict(blend["weights"]) if blend.get("chosen") else None
         with np.load(j("content.npz"), allow_pickle=False) as z:
             self.content = ContentModel(_load_json(j("content_item_ids.json")), z["features"], z["idf"],
                                         z["components"], z["vectors"])
@@ -210,6 +219,7 @@ class ModelBundle:
             "user factors": self.user_factors.shape[0] == n_users,
             "item-item": self.itemitem.similarity.shape == (n_items, n_items),
             "bought together": self.bought_together_matrix.shape == (n_items, n_items),
+            "ease": self.ease.shape == (n_items, n_items),
             "content vectors": self.content.vectors.shape[0] == len(self.content.item_ids),
             "popularity": self.popularity.shape == (n_items,) and self.trending.shape == (n_items,),
             "hourly popularity": self.popularity_by_hour.shape == (24, n_items),
@@ -257,6 +267,18 @@ class ModelBundle:
             return annoy_query(self._ann_angular, self.item_factors[item_idx], n, "angular", [item_idx])
         query = self.item_factors[item_idx] / self._item_norms[item_idx]
         return exact_query(self.item_factors, query, n, norms=self._item_norms, exclude=[item_idx])
+
+    def recommend_ease(self, item_idxs: list[int], n: int, filter_items: list[int] | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` items by EASE for a visitor with these items (and not ``filter_items``)."""
+        if not self.ease.nnz or not item_idxs:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        scores = ease_model.user_scores(self.ease, np.asarray(item_idxs))
+        candidates = np.flatnonzero(scores > 0)
+        if filter_items:
+            candidates = candidates[~np.isin(candidates, filter_items)]
+        top = candidates[np.argsort(-scores[candidates], kind="stable")[:n]]
+        return top.astype(np.int64), scores[top].astype(np.float32)
 
     # -- item-item, bought together -------------------------------------------------------------
     def similar_itemitem(self, item_idx: int, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,8 @@ from sqlalchemy import Engine, insert, update
 from .. import leases
 from ..db import utcnow
 from ..models import ModelRun
+from . import ease as ease_model
+from .blend_tuning import BlendChoice, BlendSettings, select_blend
 from .bundle import BundleParts, BundleStore, new_version, write_parts
 from .data import Interactions, MatrixConfig, describe, holdout_split, load_interactions
 from .evaluate import compare, evaluate_scorer, factor_scorer, holdout_users, popularity_scorer
@@ -34,7 +36,8 @@ from .report import TrainReport
 
 log = logging.getLogger(__name__)
 
-STAGES = ("load", "split", "als", "evaluate", "itemitem", "content", "popularity", "write", "publish")
+STAGES = ("load", "split", "als", "evaluate", "blend", "ease", "itemitem", "content", "popularity", "write",
+          "publish")
 GATE_METRIC = "ndcg@10"
 Progress = Callable[[str], None]
 
@@ -45,6 +48,7 @@ class TrainSettings:
 
     matrix: MatrixConfig
     als: ALSParams
+    blend: BlendSettings
     itemitem_k: int = 50
     content_dims: int = 64
     trending_days: float = 1.0
@@ -63,6 +67,7 @@ class TrainSettings:
         return cls(
             matrix=MatrixConfig.from_config(config),
             als=ALSParams.from_config(config),
+            blend=BlendSettings.from_config(config),
             itemitem_k=int(config["RECS_ITEMITEM_K"]),
             content_dims=int(config["RECS_CONTENT_DIMS"]),
             trending_days=float(config["RECS_TRENDING_DAYS"]),
@@ -162,6 +167,13 @@ def run_pipeline(
     if not publish:
         report.timings = {**clock.timings, "total": clock.total()}
         return report
+    with clock.stage("blend"):
+        choice = select_blend(train_m, test_m, users, eval_model.user_factors, eval_model.item_factors,
+                              (inter.users, inter.items, inter.ts), settings.blend)
+    blend = choice.weights if choice is not None else settings.blend.configured
+    with clock.stage("ease"):
+        ease = ease_model.fit_ease(full_m, settings.blend.ease_lambda, settings.blend.ease_k) \
+            if blend.get("ease", 0) > 0 and ease_model.fits(full_m, settings.blend.ease_max_items) else None
     with clock.stage("itemitem"):
         itemitem = fit_itemitem(full_m, settings.itemitem_k)
     with clock.stage("content"):
@@ -175,7 +187,7 @@ def run_pipeline(
     try:
         with clock.stage("write"):
             parts = BundleParts(inter.item_ids, inter.user_ids, model.user_factors, model.item_factors,
-                                itemitem.similarity, together, content, popularity)
+                                itemitem.similarity, together, content, popularity, ease)
             write_parts(staging, parts, ann_mode=ann_mode, trees=settings.ann_trees, seed=p.seed)
         with clock.stage("publish"):
             serving = store.serving_manifest()
@@ -183,6 +195,7 @@ def run_pipeline(
             report.serving_version = None if serving is None else serving.get("version")
             report.timings = {**clock.timings, "total": clock.total()}
             manifest = _manifest(version, inter, counts, settings, metrics, report.timings, ann_mode, trigger)
+            manifest["blend"] = _blend_manifest(choice, blend)
             if refusal is None:
                 store.publish(staging, manifest, activate=True)
                 store.prune(settings.keep_bundles)
@@ -228,6 +241,13 @@ def _manifest(
         "ann_mode": ann_mode,
         "libraries": _library_versions(),
     }
+
+
+def _blend_manifest(choice: BlendChoice | None, blend: dict[str, float]) -> dict[str, Any]:
+    """The for-you blend serving uses with RECS_BLEND_AUTO: chosen on validation, or the configured one."""
+    if choice is None:
+        return {"weights": dict(blend), "chosen": False}
+    return {**choice.manifest(), "chosen": True}
 
 
 def _library_versions() -> dict[str, str]:

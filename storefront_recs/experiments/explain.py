@@ -53,7 +53,7 @@ def explain(recommender: Recommender, visitor: Visitor, item_id: str, *, variant
     if settings.holdout:
         result.rules.append(f"the visitor's variant is a holdout ('{settings.holdout}'): "
                             + ("no recommendations" if settings.holdout == "none" else "popular items only"))
-    blend = settings.weights["for_you"]
+    blend = rec.for_you_blend(settings, bundle, visitor)
     if bundle is not None and not settings.holdout:
         for source, weight in blend.items():
             if weight <= 0:

@@ -63,6 +63,7 @@ class Settings:
     weights: dict[str, dict[str, float]]
     rules: Rules
     holdout: str | None = None
+    auto_blend: bool = False  # serve the for-you blend the training run chose (RECS_BLEND_AUTO)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], key: str = "") -> Settings:
@@ -71,7 +72,8 @@ class Settings:
             "for_you": dict(config["RECS_BLEND"]),
             "similar": dict(config["RECS_SIMILAR_BLEND"]),
         }
-        return cls(key, weights, Rules.from_config(config), config.get("holdout") or None)
+        return cls(key, weights, Rules.from_config(config), config.get("holdout") or None,
+                   bool(config.get("RECS_BLEND_AUTO", False)))
 
 
 def top_of_row(matrix: Any, row: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +142,8 @@ class Recommender:
         key = json.dumps(overrides, sort_keys=True, default=str)
         found = self._variant_settings.get(key)
         if found is None:
-            found = Settings.from_config(ChainMap(dict(overrides), self.config), key)
+            own = {"RECS_BLEND_AUTO": False} if "RECS_BLEND" in overrides else {}  # a variant's blend is its own
+            found = Settings.from_config(ChainMap(dict(overrides), own, self.config), key)
             if len(self._variant_settings) > 256:
                 self._variant_settings.clear()
             self._variant_settings[key] = found
@@ -221,7 +224,8 @@ class Recommender:
         candidates = self._candidates(bundle)
         if bundle is not None and not masked:
             with one_blas_thread():
-                self._personal_candidates(candidates, bundle, visitor, history, n, settings.weights["for_you"],
+                self._personal_candidates(candidates, bundle, visitor, history, n,
+                                          self.for_you_blend(settings, bundle, visitor),
                                           excluded | filters.exclude)
         category = (context or {}).get("category") or self._recent_category(history)
         return self._finish("for-you", candidates, n, filters.excluding(excluded), bundle, category=category,
@@ -303,6 +307,9 @@ class Recommender:
         if w.get("als", 0) > 0:
             ids, scores = self._taste(bundle, None if fresh else user_idx, history, depth, skip)
             self._add_ranked(candidates, bundle, ids, scores, w["als"], "picked for your taste")
+        if w.get("ease", 0) > 0 and bundle.ease.nnz:
+            ids, scores = bundle.recommend_ease(self._interaction_weights(bundle, history)[0], depth, skip)
+            self._add_ranked(candidates, bundle, ids, scores, w["ease"], "picked for your taste")
         if user_idx is None and history.empty:
             return  # a stranger: the context-aware fallback answers
         if w.get("popularity", 0) > 0:
@@ -350,6 +357,16 @@ class Recommender:
                 array.setflags(write=False)  # shared by later answers
             self._taste_cache.put(key, found)
         return found
+
+    @staticmethod
+    def for_you_blend(settings: Settings, bundle: ModelBundle | None, visitor: Visitor) -> dict[str, float]:
+        """The for-you weights: for a visitor the model knows, the ones training chose for this
+        shop on such visitors; for a new visitor's session (and without a choice), the configured ones."""
+        if settings.auto_blend and bundle is not None and bundle.blend is not None and (
+                (visitor.user_key is not None and visitor.user_key in bundle.user_index)
+                or (visitor.anonymous_id is not None and ANON_PREFIX + visitor.anonymous_id in bundle.user_index)):
+            return bundle.blend
+        return settings.weights["for_you"]
 
     def _most_popular(self, bundle: ModelBundle) -> np.ndarray:
         """Item indexes by decayed popularity, computed once per model."""

@@ -1,0 +1,156 @@
+"""EASE and the per-shop choice of the for-you blend: on small generated data, then end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_app
+from flask import Flask
+from scipy import sparse
+from test_engine_train import SMALL, fill
+
+from storefront_recs import Recs
+from storefront_recs.engine import ease
+from storefront_recs.engine.blend_tuning import BlendSettings, select_blend
+from storefront_recs.engine.models import ALSParams, fit_als
+from storefront_recs.serving.api import recommender
+from storefront_recs.serving.recommendation import Recommendation
+from storefront_recs.serving.rules import Filters
+from storefront_recs.tracking.identity import Visitor
+
+GRID = {"als": [0.0, 1.0], "ease": [0.0, 1.0], "itemitem": [0.0, 0.5], "popularity": [0.0, 0.5, 1.0, 4.0]}
+
+
+def matrix(rows: list[list[int]], n_items: int) -> sparse.csr_matrix:
+    users = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
+    items = np.concatenate([np.asarray(r, dtype=np.int64) for r in rows]) if rows else np.zeros(0, np.int64)
+    return sparse.csr_matrix((np.ones(len(items), np.float32), (users, items)), shape=(len(rows), n_items))
+
+
+def test_ease_ranks_the_items_consumed_with_a_visitors_items_first() -> None:
+    # Items come in pairs (0, 1), (2, 3), ...: whoever has one has the other; a few have
+    # several pairs. Item 8 is the most popular one but goes with nothing in particular.
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(200):
+        pairs = rng.choice(4, size=1 + u % 2, replace=False)
+        rows.append([i for p in pairs for i in (2 * p, 2 * p + 1)] + ([8] if u % 3 else []))
+    x = matrix(rows, 10)
+    assert ease.fits(x, 9) and not ease.fits(x, 8)  # nine items have interactions (9 has none)
+    weights = ease.fit_ease(x, lam=10.0, k=5)
+    assert weights.shape == (10, 10) and weights.diagonal().sum() == 0
+    for item in (0, 2, 4, 6):
+        scores = ease.user_scores(weights, np.array([item]))
+        assert int(np.argmax(scores)) == item + 1, scores  # its partner, not the popular item 8
+    assert ease.user_scores(weights, np.array([9])).sum() == 0  # an item nobody had: no weights
+
+
+def synthetic_split(popular_test: bool, seed: int = 0) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    """Users with one of four tastes (eight items each) and a few popular items (32..35).
+
+    ``popular_test``: each user's held-out item is a popular item they do not have (the data
+    favours popularity); otherwise it is an item of their own taste (the data favours the model).
+    """
+    rng = np.random.default_rng(seed)
+    n_items, train, test = 40, [], []
+    for u in range(300):
+        taste = np.arange(8) + 8 * (u % 4)
+        own = list(rng.choice(taste, 5, replace=False))
+        popular = list(rng.choice(np.arange(32, 36), 2, replace=False))
+        rest = [i for i in range(32, 36) if i not in popular]
+        held = int(rng.choice(rest)) if popular_test else int(own.pop())
+        train.append(own + popular)
+        test.append([held])
+    return matrix(train, n_items), matrix(test, n_items)
+
+
+@pytest.mark.parametrize("popular_test", [True, False])
+def test_blend_choice_follows_what_the_validation_data_rewards(popular_test: bool) -> None:
+    train, test = synthetic_split(popular_test)
+    users = np.arange(train.shape[0])
+    model = fit_als(train, ALSParams(factors=8, iterations=10, alpha=5.0))
+    # the seeds of item-item: every training item, at one time each
+    coo = train.tocoo()
+    events = (coo.row.astype(np.int32), coo.col.astype(np.int32), np.arange(coo.nnz, dtype=np.float64))
+    # EASE left out: on data this small it learns the popular items as well as popularity does
+    grid = {source: weights for source, weights in GRID.items() if source != "ease"}
+    settings = BlendSettings(configured={"als": 1.0, "popularity": 1.0}, grid=grid)
+    choice = select_blend(train, test, users, model.user_factors, model.item_factors, events, settings)
+    assert choice is not None and choice.users == len(users)
+    assert len(choice.table) > 10 and choice.ndcg == max(score for _, score in choice.table)
+    assert choice.ndcg >= choice.configured_ndcg
+    w = choice.weights
+    model_weight = w.get("als", 0) + w.get("ease", 0) + w.get("itemitem", 0)
+    if popular_test:
+        assert w.get("popularity", 0) > model_weight, choice.table
+    else:
+        assert w.get("popularity", 0) < model_weight, choice.table
+        assert choice.ndcg > 0.3
+
+
+def test_no_choice_without_enough_validation_users_or_when_switched_off() -> None:
+    train, test = synthetic_split(True)
+    model = fit_als(train, ALSParams(factors=8, iterations=3))
+    events = (np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    on = BlendSettings(configured={"als": 1.0}, grid=GRID)
+    off = BlendSettings(configured={"als": 1.0}, auto=False, grid=GRID)
+    assert select_blend(train, test, np.arange(5), model.user_factors, model.item_factors, events, on) is None
+    assert select_blend(train, test, np.arange(300), model.user_factors, model.item_factors, events, off) is None
+
+
+def bundle_of(app: Flask):  # type: ignore[no-untyped-def]
+    recs: Recs = app.extensions["storefront_recs"].recs
+    with app.app_context():
+        report = recs.train()
+        assert report.published, report.message
+        return report, recs.model_bundle()
+
+
+def answer(app: Flask, user: str, overrides: dict[str, object] | None = None) -> list[Recommendation]:
+    """For-you of a user (``overrides``: as an experiment variant with these settings)."""
+    state = app.extensions["storefront_recs"]
+    with app.app_context():
+        return recommender(state).for_you(Visitor(user, None), 6, Filters(), overrides=overrides).items
+
+
+def for_you(app: Flask, user: str, overrides: dict[str, object] | None = None) -> list[str]:
+    return [r.item_id for r in answer(app, user, overrides)]
+
+
+def test_training_stores_its_choice_and_for_you_serves_known_users_with_it(database_uri: str, tmp_path: Path) -> None:
+    # Only popularity on the grid, and a configured blend with no weight: the choice is
+    # popularity alone, which for-you must then follow for a user the model knows.
+    app = make_app(database_uri, tmp_path, **SMALL, RECS_BLEND={"als": 0.0}, RECS_HASH_USER_IDS=False,
+                   RECS_BLEND_GRID={"popularity": [1.0]}, RECS_MAX_PER_CATEGORY={})
+    fill(app)
+    report, bundle = bundle_of(app)
+    assert bundle.manifest["blend"]["chosen"] is True and bundle.blend == {"popularity": 1.0}
+    assert "blend" in report.timings and "ease.npz" not in bundle.manifest["files"]
+    assert "user-1" in bundle.user_index
+    popular = [bundle.item_ids[i] for i in np.argsort(-bundle.popularity, kind="stable")]
+    served = for_you(app, "user-1")
+    ranks = [popular.index(i) for i in served]
+    # the most popular items in order, minus the few user-1 bought or has in the cart
+    assert ranks == sorted(ranks) and ranks[-1] < 12, (served, popular[:12])
+    # A variant with its own blend is served with it, not with the shop's choice.
+    assert for_you(app, "user-1", overrides={"RECS_BLEND": {"als": 1.0}}) != served
+
+
+def test_an_ease_blend_fits_ease_and_serves_from_it_within_the_item_limit(database_uri: str, tmp_path: Path) -> None:
+    app = make_app(database_uri, tmp_path, **SMALL, RECS_BLEND={"ease": 1.0}, RECS_BLEND_AUTO=False,
+                   RECS_HASH_USER_IDS=False, RECS_MAX_PER_CATEGORY={})
+    fill(app)
+    _, bundle = bundle_of(app)
+    assert "ease.npz" in bundle.manifest["files"] and bundle.ease.nnz > 0
+    served = for_you(app, "user-1")
+    assert len(served) == 6
+    # user-1 likes one kind of item (sku-1, sku-5, ...): EASE recommends that kind.
+    assert sum(int(i.split("-")[1]) % 4 == 1 for i in served) >= 5, served
+    assert all(r.reason == "picked for your taste" for r in answer(app, "user-1")[:5])
+
+    small = make_app(database_uri, tmp_path / "limit", **SMALL, RECS_BLEND={"ease": 1.0}, RECS_BLEND_AUTO=False,
+                     RECS_EASE_MAX_ITEMS=5)
+    _, limited = bundle_of(small)
+    assert "ease.npz" not in limited.manifest["files"] and limited.ease.nnz == 0
