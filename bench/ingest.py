@@ -50,7 +50,8 @@ def flask_env(uri: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         FLASK_APP="minimal_app:create_app",
-        PYTHONPATH=str(ROOT / "examples"),
+        # This checkout's package first, not whichever one the venv has installed.
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "examples")]),
         RECS_DATABASE_URI=uri,
     )
     return env
@@ -121,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--postgres", help="SQLAlchemy URL of an empty PostgreSQL database")
-    parser.add_argument("--http-seconds", type=float, default=20)
+    parser.add_argument("--http-seconds", type=float, default=20, help="0 skips the HTTP part")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="recs-bench-ingest-"))
@@ -135,7 +136,7 @@ def main() -> None:
         for name, uri in targets:
             seconds = timed_import(uri, csv_path)
             rows.append((f"import-events, {args.events:,} rows", name, seconds, args.events / seconds))
-        for name, uri in targets:
+        for name, uri in targets if args.http_seconds > 0 else []:
             http_uri = uri if name != "SQLite" else f"sqlite:///{work / 'http.sqlite3'}"
             if name == "SQLite":
                 subprocess.run([str(Path(sys.executable).parent / "flask"), "recs", "db", "upgrade"],
