@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from operator import itemgetter
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Engine
 
@@ -36,6 +37,9 @@ from .schemas import (
     SECONDS_DIGITS,
     parse_timestamp,
 )
+
+if TYPE_CHECKING:
+    import psycopg  # an optional dependency: only PostgreSQL imports use it
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "type", "timestamp")
 OPTIONAL_COLUMNS = ("quantity", "value", "event_id")
@@ -198,19 +202,21 @@ def bulk_insert(conn: Connection, rows: list[EventRow]) -> int:
                 rows,
             )
             return int(cursor.rowcount)
-        return _copy_insert(cursor, rows)
+        if conn.dialect.driver != "psycopg":
+            raise NotImplementedError(
+                f"import-events on PostgreSQL needs the psycopg 3 driver (postgresql+psycopg://), "
+                f"not {conn.dialect.driver}"
+            )
+        return _copy_insert(cast("psycopg.Cursor[Any]", cursor), rows)
     finally:
         cursor.close()
 
 
-def _copy_insert(cursor: object, rows: list[EventRow]) -> int:
+def _copy_insert(cursor: psycopg.Cursor[Any], rows: list[EventRow]) -> int:
     """PostgreSQL: COPY the rows into a temporary table, then insert what is not stored yet.
 
     ``n`` keeps the COPY order, so the insert sees the rows in the order they were sorted in.
     """
-    from psycopg import Cursor
-
-    assert isinstance(cursor, Cursor)
     cursor.execute(
         f"CREATE TEMPORARY TABLE {STAGING} (n bigserial, event_id text, type text, user_key text, item_id text, "
         "quantity integer, value double precision, ts timestamp) ON COMMIT DROP"
@@ -228,9 +234,10 @@ def _copy_insert(cursor: object, rows: list[EventRow]) -> int:
 class BatchWriter:
     """Writes batches, one transaction each, on one connection in a background thread.
 
-    The database inserts one batch while the next is parsed (both drivers release the GIL
-    while the database works), so on two cores an import takes about as long as the slower of
-    parsing and inserting rather than their sum. At most two batches are in memory: the one
+    The database inserts one batch while the next is parsed: on PostgreSQL the server runs the
+    whole ``INSERT ... SELECT`` while Python parses, so with two cores an import takes about as
+    long as the slower of the two rather than their sum; SQLite's driver gives up the GIL only
+    row by row, so there the overlap is smaller. At most two batches are in memory: the one
     being written and the one being filled. The report's counts are updated in the caller's
     thread, when a write is waited for.
     """
