@@ -159,3 +159,13 @@ def test_counting_lines_reports_every_character_in_few_calls() -> None:
     reported: list[int] = []
     assert list(counting_lines(lines, reported.append, every=1000)) == lines
     assert sum(reported) == sum(map(len, lines)) and len(reported) == 3
+
+
+def test_import_events_gives_back_the_sqlite_page_cache_it_enlarged(sqlite_app: Flask, tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("user_id,item_id,type,timestamp\nu1,sku-1,view,1709287200\n")
+    assert run(sqlite_app, "import-events", str(path)).exit_code == 0
+    engine = sqlite_app.extensions["storefront_recs"].engine
+    with engine.connect() as one, engine.connect() as two, engine.connect() as three:  # the pool's connections
+        sizes = {conn.exec_driver_sql("PRAGMA cache_size").scalar_one() for conn in (one, two, three)}
+    assert sizes == {-65536}
