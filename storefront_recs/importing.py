@@ -35,11 +35,18 @@ class ImportReport:
         )
 
 
-def counting_lines(handle: Iterable[str], on_progress: Callable[[int], None]) -> Iterator[str]:
-    """The file's lines, reporting the characters consumed (to drive a progress bar)."""
-    for line in handle:
-        on_progress(len(line))
+def counting_lines(handle: Iterable[str], on_progress: Callable[[int], None], every: int = 1000) -> Iterator[str]:
+    """The file's lines, reporting the characters consumed every ``every`` lines and at the
+    end (to drive a progress bar; a call per line would cost more than parsing the line)."""
+    consumed = 0
+    for number, line in enumerate(handle, start=1):
+        consumed += len(line)
+        if number % every == 0:
+            on_progress(consumed)
+            consumed = 0
         yield line
+    if consumed:
+        on_progress(consumed)
 
 
 def iter_records(handle: Iterable[str], path: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import func, select
 
 from storefront_recs import Recs
+from storefront_recs.importing import counting_lines
 from storefront_recs.models import Event
 
 
@@ -101,3 +103,69 @@ def test_import_events_refuses_a_file_without_the_required_columns(app: Flask, t
     assert result.exit_code != 0
     assert "lacks required column(s) user_id, item_id, type, timestamp" in result.output
     assert event_count(app) == 0
+
+
+def test_import_events_in_batches_keeps_the_first_row_of_an_event_id(app: Flask, tmp_path: Path) -> None:
+    app.config["RECS_IMPORT_BATCH_SIZE"] = 3  # two batches; each is sorted by event id on its way in
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "user_id,item_id,type,timestamp,quantity,value,event_id\n"
+        "u1,sku-1,purchase,2024-03-01T10:00:00Z,1,5,order-00000009\n"
+        "u2,sku-2,view,1709287200,,,\n"
+        "u1,sku-1,purchase,2024-03-01T10:00:00Z,3,7,order-00000009\n"  # same id, same batch: skipped
+        "u3,sku-3,view,1709287200,,,order-00000001\n"
+        "u2,sku-2,view,1709287200,,,\n"  # a genuine repeat of line 3 in the next batch: kept
+        "u3,sku-4,view,2024-03-01T11:00:00+01:00,,,order-00000009\n"  # same id, next batch: skipped
+    )
+    first = run(app, "import-events", str(path))
+    assert first.exit_code == 0, first.output
+    assert "read 6 rows: stored 4, already present 2, rejected 0" in first.output
+    second = run(app, "import-events", str(path))
+    assert "read 6 rows: stored 0, already present 6, rejected 0" in second.output
+    with app.extensions["storefront_recs"].engine.connect() as conn:
+        order = conn.execute(select(Event).where(Event.event_id == "order-00000009")).one()
+        # Unix seconds and ISO text are stored alike: an equality query finds all four.
+        at_ten = conn.execute(select(func.count()).select_from(Event).where(Event.ts == datetime(2024, 3, 1, 10))).scalar()
+    assert (order.item_id, order.quantity, order.value) == ("sku-1", 1, 5.0)
+    assert at_ten == 4
+
+
+def test_import_events_reads_columns_by_name_and_short_and_blank_lines(app: Flask, tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "event_id,timestamp,type,item_id,user_id\n"
+        "evt-00000001,1709287200,view,sku-1,u1\n"
+        "\n"  # blank: skipped, not counted
+        "evt-00000002,1709287200,view\n"  # 4: too short, so no item_id nor user_id
+        "evt-00000003,1709287200.5,view,sku-2,u2\n"
+        "evt-00000004,1709287200000,view,sku-3,u3\n"  # milliseconds
+        "evt-00000005,99999999999,view,sku-3,u3\n"  # 7: unix seconds in the year 5138
+    )
+    result = run(app, "import-events", str(path))
+    assert result.exit_code == 1
+    assert "read 5 rows: stored 3, already present 0, rejected 2" in result.output
+    assert "line 4: user_id is empty" in result.output and "line 7: timestamp is in the future" in result.output
+    with app.extensions["storefront_recs"].engine.connect() as conn:
+        stored = {item: ts for item, ts in conn.execute(select(Event.item_id, Event.ts))}
+    assert stored == {
+        "sku-1": datetime(2024, 3, 1, 10),
+        "sku-2": datetime(2024, 3, 1, 10, 0, 0, 500_000),
+        "sku-3": datetime(2024, 3, 1, 10),
+    }
+
+
+def test_counting_lines_reports_every_character_in_few_calls() -> None:
+    lines = [f"u{i},sku-{i},view,1709287200\n" for i in range(2500)]
+    reported: list[int] = []
+    assert list(counting_lines(lines, reported.append, every=1000)) == lines
+    assert sum(reported) == sum(map(len, lines)) and len(reported) == 3
+
+
+def test_import_events_gives_back_the_sqlite_page_cache_it_enlarged(sqlite_app: Flask, tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("user_id,item_id,type,timestamp\nu1,sku-1,view,1709287200\n")
+    assert run(sqlite_app, "import-events", str(path)).exit_code == 0
+    engine = sqlite_app.extensions["storefront_recs"].engine
+    with engine.connect() as one, engine.connect() as two, engine.connect() as three:  # the pool's connections
+        sizes = {conn.exec_driver_sql("PRAGMA cache_size").scalar_one() for conn in (one, two, three)}
+    assert sizes == {-65536}

@@ -33,6 +33,8 @@ EVENT_ID_PATTERN = rf"^[A-Za-z0-9_.:-]{{8,{EVENT_ID_LENGTH}}}$"
 MAX_QUANTITY = 10_000
 # Unix times above this are taken as milliseconds (1e11 s is the year 5138).
 MILLISECONDS_THRESHOLD = 1e11
+SECONDS_DIGITS = 11  # a string of at most 11 digits is below the threshold: seconds
+EPOCH = datetime(1970, 1, 1)
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -44,10 +46,14 @@ def parse_timestamp(value: Any) -> datetime:
         return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
     if isinstance(value, str):
         text = value.strip()
-        try:
-            return parse_timestamp(float(text))
-        except ValueError:
-            pass
+        # Fast paths for bulk imports: whole unix seconds, and text that can only be ISO.
+        if len(text) <= SECONDS_DIGITS and text.isdigit() and text.isascii():
+            return EPOCH + timedelta(seconds=int(text))
+        if not (text[4:5] == "-" and text[:4].isdigit()):
+            try:
+                return parse_timestamp(float(text))
+            except ValueError:
+                pass
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         if parsed.tzinfo is not None:
             parsed = parsed.astimezone(UTC).replace(tzinfo=None)
