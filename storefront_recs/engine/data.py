@@ -9,6 +9,7 @@ weighted, decayed and deduplicated with vectorised numpy.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ from sqlalchemy.sql.operators import custom_op
 
 from ..models import Event, Identity, Item
 
-CHUNK_ROWS = 200_000  # event ids per chunk
+CHUNK_ROWS = 100_000  # event ids per chunk
 _SEP = "\x1f"  # ASCII unit separator between ids in a packed chunk
 ANON_PREFIX = "anon:"
 DAY = 86_400.0
@@ -188,25 +189,45 @@ def _id_range(engine: Engine) -> tuple[int, int]:
 def _read_chunks(
     engine: Engine, type_names: list[str], chunk_rows: int
 ) -> Iterator[tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray]]:
-    """(users, items, type codes, quantities, epoch seconds) per chunk of event ids."""
+    """(users, items, type codes, quantities, epoch seconds) per chunk of event ids.
+
+    One worker thread owns the connection and runs the next chunk's query while this thread
+    unpacks and interns the current one (the database driver releases the GIL meanwhile).
+    """
     lo, hi = _id_range(engine)
     sqlite = engine.dialect.name == "sqlite"
-    with engine.connect() as conn:
-        for start in range(lo, hi + 1, chunk_rows):
-            stop = start + chunk_rows
-            n, users, items, codes, qty, ts = conn.execute(
-                packed_query(engine, type_names, start, stop)).one()
-            if not n:
-                continue
-            user_list, item_list = users.split(_SEP), items.split(_SEP)
-            if len(user_list) != n or len(item_list) != n:  # a separator inside an id: row by row
-                rows = conn.execute(rows_query(engine, type_names, start, stop)).all()
-                u, i, c, q, t = zip(*rows, strict=True)
-                yield list(u), list(i), np.array(c, np.int8), np.array(q, np.int32), _epoch(t)
-                continue
-            yield (user_list, item_list, np.fromstring(codes, np.int8, sep=","),
-                   np.fromstring(qty, np.int32, sep=","),
-                   _epoch(ts.split(_SEP)) if sqlite else np.fromstring(ts, np.float64, sep=","))
+    starts = range(lo, hi + 1, chunk_rows)
+    with ThreadPoolExecutor(1, thread_name_prefix="recs-load") as worker:
+        conn = worker.submit(engine.connect).result()
+        if engine.dialect.name == "postgresql":  # compiling each chunk's query cost more than running it
+            worker.submit(conn.exec_driver_sql, "SET LOCAL jit = off").result()
+
+        def packed(start: int) -> Any:
+            return conn.execute(packed_query(engine, type_names, start, start + chunk_rows)).one()
+
+        def rows(start: int) -> Any:
+            return conn.execute(rows_query(engine, type_names, start, start + chunk_rows)).all()
+
+        try:
+            pending = worker.submit(packed, starts[0]) if starts else None
+            for n_chunk, start in enumerate(starts):
+                assert pending is not None
+                n, users, items, codes, qty, ts = pending.result()
+                pending = worker.submit(packed, starts[n_chunk + 1]) if n_chunk + 1 < len(starts) else None
+                if not n:
+                    continue
+                user_list, item_list = users.split(_SEP), items.split(_SEP)
+                if len(user_list) != n or len(item_list) != n:  # a separator inside an id
+                    u, i, c, q, t = zip(*worker.submit(rows, start).result(), strict=True)
+                    yield list(u), list(i), np.array(c, np.int8), np.array(q, np.int32), _epoch(t)
+                    continue
+                yield (user_list, item_list, np.fromstring(codes, np.int8, sep=","),
+                       np.fromstring(qty, np.int32, sep=","),
+                       _epoch(ts.split(_SEP)) if sqlite else np.fromstring(ts, np.float64, sep=","))
+        finally:
+            if pending is not None:
+                pending.cancel()
+            worker.submit(conn.close).result()
 
 
 def load_interactions(
