@@ -73,6 +73,23 @@ def test_linked_anonymous_history_counts_for_the_user(sqlite_app: Flask) -> None
     assert inter.matrix().nnz == 2
 
 
+def test_reading_in_small_chunks_gives_the_same_interactions(app: Flask) -> None:
+    # an id holding the separator of the packed read makes its chunk fall back to row by row
+    odd = "odd\x1fitem"
+    store(app, [event(f"u{n % 4}", f"i{n % 7}", "view", T0 + timedelta(minutes=n)) for n in range(30)]
+          + [event("u1", odd, "purchase", T0, quantity=2), event(None, odd, "view", T0, anon="v1")])
+    engine = app.extensions["storefront_recs"].engine
+    cfg = MatrixConfig(weights=WEIGHTS, half_life_days=0, dedup_seconds=0)
+    whole = load_interactions(engine, cfg)
+    seen: list[int] = []
+    chunked = load_interactions(engine, cfg, chunk_rows=4, on_progress=seen.append)
+    assert whole.events_read == chunked.events_read == sum(seen) == 32
+    assert chunked.user_ids == whole.user_ids == ["anon:v1", "u0", "u1", "u2", "u3"]
+    assert odd in chunked.item_ids and chunked.item_ids == whole.item_ids
+    assert (chunked.matrix() != whole.matrix()).nnz == 0
+    assert cell(chunked, "u1", odd) == pytest.approx(8.0 * (1 + np.log(2)), rel=1e-4)
+
+
 def test_catalogue_items_are_in_the_vocabulary_without_events(sqlite_app: Flask) -> None:
     recs = sqlite_app.extensions["storefront_recs"].recs
     with sqlite_app.app_context():
