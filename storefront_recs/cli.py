@@ -30,8 +30,12 @@ def _state() -> Any:
 @click.argument("revision", default="heads")
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: the latest)."""
+    from .tracking.import_indexes import restore_indexes
+
     engine = _state().engine
     dbmod.upgrade(engine, revision)
+    if revision == "heads" and (rebuilt := restore_indexes(engine)):
+        click.echo(f"rebuilt event indexes an interrupted import left out: {', '.join(rebuilt)}")
     click.echo(f"recs database at revision {dbmod.current_revision(engine)}")
 
 
@@ -93,11 +97,16 @@ def import_catalog_command(path: str) -> None:
 
 @recs_cli.command("import-events")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-def import_events_command(path: str) -> None:
+@click.option("--indexes", type=click.Choice(["auto", "defer", "keep"]), default="auto", show_default=True,
+              help="Build the events table's lookup indexes once at the end (defer) or row by row (keep); "
+                   "auto defers them for a backfill: a file of 100k+ rows into a table with fewer events.")
+def import_events_command(path: str, indexes: str) -> None:
     """Import historical events from CSV: user_id,item_id,type,timestamp[,quantity,value,event_id].
 
     Idempotent: importing the same file again stores nothing twice. Exits 1 when some lines
-    were rejected; the good lines are stored either way.
+    were rejected; the good lines are stored either way. While deferred indexes are rebuilt,
+    lookups of a visitor's or an item's events scan the table: defer them on a live shop only
+    in a quiet hour.
     """
     from .tracking.importer import import_events
 
@@ -112,6 +121,7 @@ def import_events_command(path: str) -> None:
             max_future=timedelta(seconds=state.config["RECS_MAX_FUTURE_SECONDS"]),
             batch_size=state.config["RECS_IMPORT_BATCH_SIZE"],
             on_progress=progress,
+            indexes=indexes,  # type: ignore[arg-type]
         ),
     )
     _exit_for(report)

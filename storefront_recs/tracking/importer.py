@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine
 from ..importing import ImportReport, counting_lines, require_columns
 from ..models import ITEM_ID_LENGTH
 from ..privacy.suppression import Suppressions
+from .import_indexes import IndexMode, indexes_deferred, should_defer
 from .schemas import (
     EPOCH,
     EVENT_ID_PATTERN,
@@ -299,10 +300,13 @@ def import_events(
     batch_size: int = 50_000,
     on_progress: Callable[[int], None] = lambda _: None,
     suppressions: Suppressions | None = None,
+    indexes: IndexMode = "auto",
 ) -> EventImportReport:
     """Import a CSV file of events; rows of suppressed (erased) users are skipped and counted.
 
     ``suppressions`` defaults to the current app's list (the list is read once, at the start).
+    ``indexes``: build the events table's lookup indexes once at the end instead of row by row
+    ("defer"), never ("keep"), or for a backfill only ("auto"; see ``import_indexes``).
     """
     report = EventImportReport()
     suppressions = suppressions or Suppressions.for_current_app()
@@ -315,7 +319,7 @@ def import_events(
         reader = csv.reader(counting_lines(handle, on_progress))
         parser = EventRowParser(next(reader), user_key, max_future, suppressed)
         batch: list[EventRow] = []
-        with BatchWriter(engine, report) as writer:
+        with indexes_deferred(engine, should_defer(engine, path, indexes)), BatchWriter(engine, report) as writer:
             for cells in reader:
                 if not cells:
                     continue  # a blank line
