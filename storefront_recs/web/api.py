@@ -55,7 +55,8 @@ def set_anonymous_cookie(response: Response) -> Response:
             secure=request.is_secure if secure is None else bool(secure),
             domain=config["RECS_COOKIE_DOMAIN"],
         )
-        response.cache_control.private = True
+        if not response.cache_control.no_store:  # no-store already keeps it out of every cache
+            response.cache_control.private = True
     return response
 
 
