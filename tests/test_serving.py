@@ -284,3 +284,21 @@ def test_viewing_an_item_nobody_has_interacted_with_personalises_for_you(shop: F
     top = get(client, "for-you", n=6)["items"][:3]
     assert all(item["id"].startswith("books-") for item in top), top
     assert all(item["reason"] == "because you viewed Quiet books thing" for item in top), top
+
+
+@pytest.mark.parametrize("query", [
+    "", "n=8", "n=8&utm_source=mail&user_id=alice", "n=100", "n=101", "n=08", "n=+8", "n=%208", "n=8.0", "n=0",
+    "n=-1", "n=", "n=8&n=9", "n=%D9%A2", "n=99999999999", "category=tea&n=3", "exclude=tea-1&n=2", "min_price=x",
+    "context_category=books", "N=5",
+])
+def test_the_common_query_read_without_webargs_reads_as_the_schema_does(sqlite_app: Flask, query: str) -> None:
+    from storefront_recs.web.recommend import QUERY_SCHEMA, QueryError, _parse, parser
+
+    def outcome(read):  # type: ignore[no-untyped-def]
+        try:
+            return read()
+        except QueryError as error:
+            return ("error", error.messages)
+
+    with sqlite_app.test_request_context(f"/recs/api/v1/trending?{query}"):
+        assert outcome(_parse) == outcome(lambda: parser.parse(QUERY_SCHEMA, location="query"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,6 +62,12 @@ class PopularityIndex:
         segment = context.get("segment")
         return _segment_first(ranked, catalog, segment) if isinstance(segment, dict) and segment else ranked
 
+    def state(self, context: Mapping[str, Any]) -> tuple[int, int, int]:
+        """What :meth:`ranked` and :meth:`ranked_in_category` answer from besides the bundle,
+        the catalogue and the context: the hour and weekday, and the category lists' period."""
+        now = _moment(context)
+        return now.hour, now.weekday(), int(time.monotonic() // CATEGORY_REFRESH_SECONDS)
+
     def ranked_in_category(self, bundle: ModelBundle | None, catalog: CatalogCache, category: str) -> list[str]:
         """Item ids of one category by overall popularity."""
         key = (bundle.version if bundle else "db", int(time.monotonic() // CATEGORY_REFRESH_SECONDS))
@@ -97,7 +104,7 @@ class PopularityIndex:
         return ranked
 
 
-def _moment(context: dict[str, Any]) -> datetime:
+def _moment(context: Mapping[str, Any]) -> datetime:
     at = context.get("at")
     return at if isinstance(at, datetime) else utcnow()
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any
 
@@ -21,6 +21,7 @@ from ..db import utcnow
 from ..engine.ann import one_blas_thread
 from ..engine.bundle import ModelBundle
 from ..tracking.identity import Visitor
+from .answer_keys import frozen, history_key
 from .candidates import LRU, Candidates
 from .catalog_cache import CachedItem, CatalogCache
 from .new_items import NewItems
@@ -36,6 +37,7 @@ SEED_DECAY = 0.75
 SIMILAR_CACHE_SIZE = 20_000
 CONTENT_CACHE_SIZE = 20_000
 TASTE_CACHE_SIZE = 20_000  # visitors' top items by ALS (50 ids and scores each)
+ANSWER_CACHE_SIZE = 4_096  # whole answers per worker, for-you and similar items each (~3 KB apiece)
 
 
 @dataclass
@@ -52,6 +54,10 @@ class Answer:
             "source": self.source,
             "variant": self.variant,
         }
+
+    def copy(self) -> Answer:
+        """A copy whose item list and variant the caller may change (items are immutable)."""
+        return replace(self, items=list(self.items))
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,9 @@ class Recommender:
         self._similar_cache: LRU[tuple[str, int, str], Candidates] = LRU(SIMILAR_CACHE_SIZE)
         self._content_cache: LRU[tuple[str, int], tuple[list[str], np.ndarray]] = LRU(CONTENT_CACHE_SIZE)
         self._taste_cache: LRU[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = LRU(TASTE_CACHE_SIZE)
+        # Whole answers, keyed by everything they are computed from (see ``answer_keys``).
+        self._for_you_answers: LRU[tuple[Any, ...], Answer] = LRU(ANSWER_CACHE_SIZE)
+        self._similar_answers: LRU[tuple[Any, ...], Answer] = LRU(ANSWER_CACHE_SIZE)
         self._cache_key: tuple[str, int] | None = None
         self._token_signatures: dict[tuple[str, str], str] = {}
         self._popular_order: tuple[str, np.ndarray] | None = None
@@ -163,10 +172,22 @@ class Recommender:
         settings = self.settings_for(overrides)
         if settings.holdout:
             return self._holdout("similar", n, filters.excluding([item_id]), bundle, settings)
+        key = None if bundle is None else (item_id, n, filters, settings.key, *self._state_key(bundle, {}))
+        cached = self._similar_answers.get(key) if key is not None else None
+        if cached is not None:
+            return cached.copy()
         seed = self.catalog.get(item_id)
         candidates = self._similar_candidates(bundle, item_id, n, settings) if bundle is not None else Candidates()
-        return self._finish("similar", candidates, n, filters.excluding([item_id]), bundle,
-                            category=seed.category if seed else None, seed_item=item_id, rules=settings.rules)
+        answer = self._finish("similar", candidates, n, filters.excluding([item_id]), bundle,
+                              category=seed.category if seed else None, seed_item=item_id, rules=settings.rules)
+        if key is not None:
+            self._similar_answers.put(key, answer.copy())
+        return answer
+
+    def _state_key(self, bundle: ModelBundle, context: Mapping[str, Any]) -> tuple[Any, ...]:
+        """What every answer depends on besides the request: the model, the catalogue (and so
+        the new items and stock), and the popularity lists of this moment."""
+        return bundle.version, self.catalog.version, self.popularity.state(context)
 
     def _similar_candidates(self, bundle: ModelBundle, item_id: str, n: int,
                             settings: Settings | None = None) -> Candidates:
@@ -201,6 +222,8 @@ class Recommender:
             self._similar_cache.clear()
             self._content_cache.clear()
             self._taste_cache.clear()
+            self._for_you_answers.clear()
+            self._similar_answers.clear()
             self._cache_key = key
 
     @staticmethod
@@ -216,6 +239,10 @@ class Recommender:
             return self._holdout("for-you", n, filters, bundle, settings, context)
         masked = visitor.user_key is not None and self.is_erased(visitor.user_key)
         history = VisitorHistory() if masked else load_history(self.engine, visitor)
+        key = self._for_you_key(bundle, visitor, masked, history, n, filters, context, settings)
+        cached = self._for_you_answers.get(key) if key is not None else None
+        if cached is not None:
+            return cached.copy()
         excluded = set(history.in_cart) | {
             item for item in history.purchased
             if (self.catalog.get(item) is None
@@ -228,8 +255,27 @@ class Recommender:
                                           self.for_you_blend(settings, bundle, visitor),
                                           excluded | filters.exclude)
         category = (context or {}).get("category") or self._recent_category(history)
-        return self._finish("for-you", candidates, n, filters.excluding(excluded), bundle, category=category,
-                            context=context, rules=settings.rules)
+        answer = self._finish("for-you", candidates, n, filters.excluding(excluded), bundle, category=category,
+                              context=context, rules=settings.rules)
+        if key is not None:
+            self._for_you_answers.put(key, answer.copy())
+        return answer
+
+    def _for_you_key(self, bundle: ModelBundle | None, visitor: Visitor, masked: bool, history: VisitorHistory,
+                     n: int, filters: Filters, context: Mapping[str, Any] | None,
+                     settings: Settings) -> tuple[Any, ...] | None:
+        """The cache key of a for-you answer, or None when it is not cached (no model, or a
+        context that cannot be frozen). The visitor is part of it: a cached answer is only
+        ever served to whom it was made for."""
+        if bundle is None:
+            return None
+        try:
+            frozen_context = frozen(context or {})
+        except TypeError:
+            return None
+        session = (self.config["RECS_SESSION_MINUTES"], self.config["RECS_SESSION_BOOST"])
+        return (visitor, masked, history_key(history, self._session_start()), session, n, filters, frozen_context,
+                settings.key, *self._state_key(bundle, context or {}))
 
     def trending(self, n: int, filters: Filters, context: dict[str, Any] | None = None,
                  overrides: Mapping[str, Any] | None = None) -> Answer:
@@ -379,7 +425,7 @@ class Recommender:
     def _interaction_weights(self, bundle: ModelBundle, history: VisitorHistory) -> tuple[list[int], list[float]]:
         """Event weights, with the current session's events counted more."""
         weights = self.weights["event"]
-        session_start = utcnow() - timedelta(minutes=self.config["RECS_SESSION_MINUTES"])
+        session_start = self._session_start()
         boost = float(self.config["RECS_SESSION_BOOST"])
         totals: dict[int, float] = {}
         for item_id, kind, ts in history.events:
@@ -389,6 +435,10 @@ class Recommender:
                 continue
             totals[idx] = totals.get(idx, 0.0) + weight * (boost if ts >= session_start else 1.0)
         return list(totals), list(totals.values())
+
+    def _session_start(self) -> datetime:
+        """Events since then are the current session's (counted ``RECS_SESSION_BOOST`` times)."""
+        return utcnow() - timedelta(minutes=self.config["RECS_SESSION_MINUTES"])
 
     def _seed_items(self, history: VisitorHistory) -> list[tuple[str, str]]:
         verbs = {"view": "viewed", "add_to_cart": "added", "purchase": "bought", "click": "viewed"}

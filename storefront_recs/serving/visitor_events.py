@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, Engine, Select, and_, bindparam, or_, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from ..models import Event
 from ..tracking.identity import Visitor
 
 RECENT_LIMIT = 200
+Processor = Callable[[Any], Any]
 
 
 @dataclass
@@ -49,13 +53,57 @@ def _recent(who: ColumnElement[bool]) -> Any:
     )
 
 
+class RawQuery:
+    """A SELECT compiled once per dialect and run on a pooled DBAPI connection.
+
+    SQLAlchemy's per-execution work (connection wrapper, execution context, result object)
+    costs more than this indexed read of a few rows, and it runs on every personal answer.
+    Bind values must need no bind processing (strings, integers); the columns' result
+    processors (e.g. SQLite's text -> datetime) are applied as SQLAlchemy would.
+    """
+
+    def __init__(self, stmt: Select[Any]) -> None:
+        self.stmt = stmt
+        self._compiled: dict[tuple[str, str, str], tuple[SQLCompiler, list[Processor | None]]] = {}
+
+    def _compile(self, dialect: Dialect) -> tuple[SQLCompiler, list[Processor | None]]:
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        found = self._compiled.get(key)
+        if found is None:
+            compiled = self.stmt.compile(dialect=dialect)
+            processors: list[Processor | None] = [
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in self.stmt.selected_columns]
+            found = self._compiled[key] = (compiled, processors)
+        return found
+
+    def rows(self, engine: Engine, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        compiled, processors = self._compile(engine.dialect)
+        values = compiled.construct_params(params)
+        args = tuple(values[name] for name in compiled.positiontup or ()) if compiled.positional else values
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(compiled.string, args)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        finally:
+            connection.close()  # back to the pool, rolled back like any pooled connection
+        if any(processors):
+            return [tuple(value if process is None else process(value)
+                          for process, value in zip(processors, row, strict=True)) for row in rows]
+        return [tuple(row) for row in rows]
+
+
 # Built once: constructing a statement per request costs more than running it.
-BY_USER = _recent(Event.user_key == bindparam("user_key"))
-BY_USER_OR_COOKIE = _recent(
+BY_USER = RawQuery(_recent(Event.user_key == bindparam("user_key")))
+BY_USER_OR_COOKIE = RawQuery(_recent(
     or_(Event.user_key == bindparam("user_key"),
         and_(Event.anonymous_id == bindparam("anonymous_id"), Event.user_key.is_(None)))
-)
-BY_COOKIE = _recent(Event.anonymous_id == bindparam("anonymous_id"))
+))
+BY_COOKIE = RawQuery(_recent(Event.anonymous_id == bindparam("anonymous_id")))
 
 
 def load_history(engine: Engine, visitor: Visitor, limit: int = RECENT_LIMIT) -> VisitorHistory:
@@ -67,8 +115,7 @@ def load_history(engine: Engine, visitor: Visitor, limit: int = RECENT_LIMIT) ->
     else:
         return VisitorHistory()
     params = {"user_key": visitor.user_key, "anonymous_id": visitor.anonymous_id, "limit": limit}
-    with engine.connect() as conn:
-        events = [(str(row[0]), row[1], row[2]) for row in conn.execute(stmt, params)]
+    events = [(str(item_id), kind, ts) for item_id, kind, ts in stmt.rows(engine, params)]
     history = VisitorHistory(events=events)
     # Oldest to newest, so a later removal or purchase clears an earlier add.
     for item_id, kind, _ in reversed(events):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, NoReturn
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -69,6 +70,10 @@ class QueryError(Exception):
 parser = FlaskParser(unknown=EXCLUDE)
 # One instance for every request: building a Schema deep-copies its fields (~0.5 ms each time).
 QUERY_SCHEMA = RecsQuerySchema()
+# Parameters other than ``n`` that the schema reads; a query without them needs no schema.
+FILTER_PARAMETERS = frozenset(field.data_key or name for name, field in QUERY_SCHEMA.fields.items()) - {"n"}
+# An ``n`` the schema would read as this very integer: plain ASCII digits, no sign or leading 0.
+PLAIN_N = re.compile(r"[1-9][0-9]{0,8}", re.ASCII)
 
 
 @parser.error_handler
@@ -78,8 +83,22 @@ def _raise_query_error(
     raise QueryError(error.messages)
 
 
+def _parse() -> dict[str, Any]:
+    """The query as the schema reads it. The common query (only ``n=8``, or nothing, plus
+    parameters the schema ignores) is read directly, to the same result; any other goes
+    through webargs, so values and error messages stay the schema's."""
+    query = request.args
+    if FILTER_PARAMETERS.isdisjoint(query.keys()):
+        given = query.getlist("n")
+        if not given:
+            return {}
+        if len(given) == 1 and PLAIN_N.fullmatch(given[0]):
+            return {"n": int(given[0])}
+    return parser.parse(QUERY_SCHEMA, request, location="query")
+
+
 def _query() -> dict[str, Any]:
-    args = parser.parse(QUERY_SCHEMA, request, location="query")
+    args = _parse()
     config = current_app.config
     n = args.get("n") or config["RECS_DEFAULT_N"]
     if n > config["RECS_MAX_N"]:
