@@ -170,7 +170,7 @@ class Pipeline:
         with app.app_context():
             blend = recs.model_bundle().manifest.get("blend") or {}  # type: ignore[union-attr]
         how = (f"chosen on validation: NDCG@10 {blend['validation_ndcg@10']:.4f}, configured "
-               f"{blend['configured_ndcg@10']:.4f}") if blend.get("chosen") else "the configured one"
+               f"{blend['configured_ndcg@10']:.4f}, paired gain z {blend.get('gain_z', 0):.2f}") if blend.get("chosen") else "the configured one"
         print(f"  {self.split.ds.name}: trained in {report.timings.get('total', 0):.1f} s; for-you blend "
               f"{blend.get('weights')} ({how})", file=sys.stderr)
         return str(report.version)

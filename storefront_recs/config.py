@@ -163,6 +163,11 @@ SETTINGS: dict[str, Setting] = {
         "Weights tried per for-you source by RECS_BLEND_AUTO (every combination; EASE only where "
         "it is fitted).",
     ),
+    "RECS_BLEND_NOISE_Z": Setting(
+        2.0,
+        "RECS_BLEND_AUTO leaves RECS_BLEND only for a blend whose validation gain exceeds this many "
+        "standard errors of the per-user NDCG@10 differences (paired); 0 takes the best blend outright.",
+    ),
     "RECS_EASE_MAX_ITEMS": Setting(
         10_000,
         "EASE (a closed-form item-item regression, one dense inverse) is fitted when at most this "

@@ -13,7 +13,7 @@ from test_engine_train import SMALL, fill
 
 from storefront_recs import Recs
 from storefront_recs.engine import ease
-from storefront_recs.engine.blend_tuning import BlendSettings, select_blend
+from storefront_recs.engine.blend_tuning import BlendSettings, SourceLists, choose, select_blend
 from storefront_recs.engine.models import ALSParams, fit_als
 from storefront_recs.serving.api import recommender
 from storefront_recs.serving.recommendation import Recommendation
@@ -98,6 +98,29 @@ def test_no_choice_without_enough_validation_users_or_when_switched_off() -> Non
     off = BlendSettings(configured={"als": 1.0}, auto=False, grid=GRID)
     assert select_blend(train, test, np.arange(5), model.user_factors, model.item_factors, events, on) is None
     assert select_blend(train, test, np.arange(300), model.user_factors, model.item_factors, events, off) is None
+
+
+@pytest.mark.parametrize("winners", [1, 3, 60])
+def test_the_configured_blend_stays_unless_the_gain_is_larger_than_the_noise(winners: int) -> None:
+    # 200 users; ALS lists items 0..4 for everyone, popularity items 5..9. ``winners`` users
+    # hold out item 5 (popularity's first), which the popularity-heavy blend ranks first and
+    # the configured ALS-heavy one fifth; everyone else holds out item 11, in no list.
+    n_users = 200
+    scores = np.tile(np.linspace(1, 0.5, 5, dtype=np.float32), (n_users, 1))
+    als = SourceLists(np.tile(np.arange(5), (n_users, 1)), scores)
+    sources = {"als": als, "popularity": SourceLists(als.ids + 5, scores.copy())}
+    test = matrix([[5] if u < winners else [11] for u in range(n_users)], 12)
+    users = np.arange(n_users)
+    configured, other = {"als": 1.0, "popularity": 0.5}, {"als": 0.5, "popularity": 1.0}
+    outright = choose(sources, test, users, configured, [other], noise_z=0.0)
+    guarded = choose(sources, test, users, configured, [other], noise_z=2.0)
+    assert outright.weights == other and outright.ndcg > outright.configured_ndcg  # any gain wins
+    # k of n users gaining alike, the rest nothing: sqrt(k (n - 1) / (n - k)) standard errors
+    assert guarded.gain_z == pytest.approx(np.sqrt(winners * (n_users - 1) / (n_users - winners)))
+    if winners < 4:
+        assert guarded.weights == configured and guarded.ndcg == guarded.configured_ndcg
+    else:
+        assert guarded.weights == other and guarded.ndcg > guarded.configured_ndcg
 
 
 def bundle_of(app: Flask):  # type: ignore[no-untyped-def]

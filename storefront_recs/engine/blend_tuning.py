@@ -7,8 +7,11 @@ rebuilds those per-source top lists for the evaluation users from the models fit
 time split (so no held-out item leaks in), once; then every weight combination of the grid is
 scored by re-weighting the same lists, which costs one ``bincount`` per combination.
 
-The best combination (the shop's configured ``RECS_BLEND`` wins ties) is stored in the bundle
-manifest and serving uses it instead of ``RECS_BLEND`` (see ``RECS_BLEND_AUTO``).
+The best combination is stored in the bundle manifest and serving uses it instead of
+``RECS_BLEND`` (see ``RECS_BLEND_AUTO``). It replaces the configured blend only when its gain is
+larger than the noise of the split: the mean of the per-user NDCG differences must exceed
+``noise_z`` standard errors (a paired test), otherwise a few lucky hits among many users (a
+sparse log such as Taobao's) would decide the blend.
 """
 
 from __future__ import annotations
@@ -48,10 +51,12 @@ class BlendChoice:
     configured_ndcg: float
     users: int
     table: list[tuple[dict[str, float], float]] = field(default_factory=list)
+    gain_z: float = 0.0  # the best blend's paired gain over the configured one, in standard errors
 
     def manifest(self) -> dict[str, Any]:
         return {"weights": self.weights, "validation_ndcg@10": round(self.ndcg, 6),
-                "configured_ndcg@10": round(self.configured_ndcg, 6), "users": self.users}
+                "configured_ndcg@10": round(self.configured_ndcg, 6), "users": self.users,
+                "gain_z": round(self.gain_z, 3)}
 
 
 def grid(spec: Mapping[str, Sequence[float]], available: Sequence[str]) -> list[dict[str, float]]:
@@ -170,10 +175,16 @@ def popularity_source(popularity: np.ndarray, train: sparse.csr_matrix, users: n
 def ndcg_of_blends(sources: Mapping[str, SourceLists], test: sparse.csr_matrix, users: np.ndarray,
                    blends: Sequence[Mapping[str, float]]) -> list[float]:
     """Mean NDCG@10 of each blend over ``users`` (scores summed per item, best 10 kept)."""
+    return [float(row.mean()) if row.size else 0.0 for row in user_ndcg_of_blends(sources, test, users, blends)]
+
+
+def user_ndcg_of_blends(sources: Mapping[str, SourceLists], test: sparse.csr_matrix, users: np.ndarray,
+                        blends: Sequence[Mapping[str, float]]) -> np.ndarray:
+    """NDCG@10 of each blend for each of ``users`` (blends x users)."""
     names = list(sources)
     n_users, n_items = len(users), test.shape[1]
     if not n_users:
-        return [0.0] * len(blends)
+        return np.zeros((len(blends), 0))
     ids = np.hstack([sources[s].ids for s in names])
     scores = np.hstack([sources[s].scores for s in names])
     which = np.repeat(np.arange(len(names)), [sources[s].ids.shape[1] for s in names])
@@ -202,18 +213,35 @@ def ndcg_of_blends(sources: Mapping[str, SourceLists], test: sparse.csr_matrix, 
         top = np.take_along_axis(top, order, axis=1)
         gained = np.take_along_axis(hits, top, axis=1) & (np.take_along_axis(table, top, axis=1) > 0)
         dcg = (gained * discounts[:k]).sum(axis=1)
-        out.append(float(np.mean(np.where(ideal > 0, dcg / np.maximum(ideal, 1e-12), 0.0))))
-    return out
+        out.append(np.where(ideal > 0, dcg / np.maximum(ideal, 1e-12), 0.0))
+    return np.array(out)
+
+
+def paired_z(gains: np.ndarray) -> float:
+    """Mean of per-user differences over its standard error (inf when every user gains alike)."""
+    if gains.size < 2:
+        return 0.0
+    mean, se = float(gains.mean()), float(gains.std(ddof=1)) / np.sqrt(gains.size)
+    if se == 0.0:
+        return float("inf") if mean > 0 else 0.0
+    return mean / se
 
 
 def choose(sources: Mapping[str, SourceLists], test: sparse.csr_matrix, users: np.ndarray,
-           configured: Mapping[str, float], candidates: Sequence[Mapping[str, float]]) -> BlendChoice:
-    """The blend with the best validation NDCG@10; the configured one is first, so it wins ties."""
+           configured: Mapping[str, float], candidates: Sequence[Mapping[str, float]],
+           noise_z: float = 0.0) -> BlendChoice:
+    """The blend with the best validation NDCG@10, if its paired gain over the configured blend
+    exceeds ``noise_z`` standard errors; otherwise the configured one (which also wins ties)."""
     configured = {k: float(v) for k, v in configured.items() if v > 0}
     blends = [configured] + [dict(c) for c in candidates if dict(c) != configured]
-    scores = ndcg_of_blends(sources, test, users, blends)
+    per_user = user_ndcg_of_blends(sources, test, users, blends)
+    scores = [float(row.mean()) if row.size else 0.0 for row in per_user]
     best = int(np.argmax(scores))
-    return BlendChoice(blends[best], scores[best], scores[0], len(users), list(zip(blends, scores, strict=True)))
+    z = paired_z(per_user[best] - per_user[0]) if best else 0.0
+    if best and not z > noise_z:
+        best = 0
+    return BlendChoice(blends[best], scores[best], scores[0], len(users),
+                       list(zip(blends, scores, strict=True)), gain_z=z)
 
 
 @dataclass(frozen=True)
@@ -227,6 +255,7 @@ class BlendSettings:
     ease_lambda: float = 250.0
     ease_k: int = 200
     itemitem_k: int = 50
+    noise_z: float = 0.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BlendSettings:
@@ -238,6 +267,7 @@ class BlendSettings:
             ease_lambda=float(config["RECS_EASE_LAMBDA"]),
             ease_k=int(config["RECS_EASE_K"]),
             itemitem_k=int(config["RECS_ITEMITEM_K"]),
+            noise_z=float(config["RECS_BLEND_NOISE_Z"]),
         )
 
     def wants(self, source: str) -> bool:
@@ -269,4 +299,5 @@ def select_blend(
     if settings.wants("ease") and ease_model.fits(train, settings.ease_max_items):
         weights = ease_model.fit_ease(train, settings.ease_lambda, settings.ease_k)
         sources["ease"] = ease_source(weights, train, users)
-    return choose(sources, test, users, settings.configured, grid(settings.grid, list(sources)))
+    return choose(sources, test, users, settings.configured, grid(settings.grid, list(sources)),
+                  settings.noise_z)
