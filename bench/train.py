@@ -39,6 +39,7 @@ from storefront_recs import Recs  # noqa: E402
 from storefront_recs import db as dbmod  # noqa: E402
 from storefront_recs.engine.data import MatrixConfig, load_interactions  # noqa: E402
 from storefront_recs.engine.models import ALSParams, als_model, fit_als  # noqa: E402
+from storefront_recs.engine.train import STAGES  # noqa: E402  (blend and ease included)
 
 _spec = importlib.util.spec_from_file_location("recs_bench_data", HERE / "_data.py")
 assert _spec is not None and _spec.loader is not None
@@ -48,7 +49,6 @@ _spec.loader.exec_module(_data)
 Dataset, insert_dataset, load_shared = _data.Dataset, _data.insert_dataset, _data.load_shared
 shared_data_dir, synthetic = _data.shared_data_dir, _data.synthetic
 
-STAGES = ("load", "split", "als", "evaluate", "itemitem", "content", "popularity", "write", "publish")
 
 
 class PeakRSS:

@@ -14,7 +14,7 @@ from test_engine_train import SMALL, fill
 from storefront_recs import Recs
 from storefront_recs.engine import ease
 from storefront_recs.engine.blend_tuning import BlendSettings, SourceLists, choose, select_blend
-from storefront_recs.engine.models import ALSParams, fit_als
+from storefront_recs.engine.models import ALSParams, fit_als, top_k_per_row
 from storefront_recs.serving.api import recommender
 from storefront_recs.serving.recommendation import Recommendation
 from storefront_recs.serving.rules import Filters
@@ -177,3 +177,19 @@ def test_an_ease_blend_fits_ease_and_serves_from_it_within_the_item_limit(databa
                      RECS_EASE_MAX_ITEMS=5)
     _, limited = bundle_of(small)
     assert "ease.npz" not in limited.manifest["files"] and limited.ease.nnz == 0
+
+
+def test_ease_top_k_by_blocks_equals_sorting_every_weight() -> None:
+    """The blockwise cut keeps exactly what a stable sort of all nonzero |weights| keeps,
+    ties at the k-th value included (integer weights make many)."""
+    rng = np.random.default_rng(3)
+    b = rng.integers(-2, 3, (40, 40)).astype(np.float32)
+    np.fill_diagonal(b, 0)
+    active = np.sort(rng.choice(45, 40, replace=False))
+    rows, cols = np.nonzero(b)
+    expected = top_k_per_row(active[rows], active[cols], np.abs(b[rows, cols]), 45, 7)
+    for block in (1, 6, 256):
+        got = ease.top_k_abs(b, active, 45, 7, block=block)
+        assert (got.indptr.tolist(), got.indices.tolist(), got.data.tolist()) == \
+            (expected.indptr.tolist(), expected.indices.tolist(), expected.data.tolist())
+    assert np.diff(expected.indptr).max() == 7

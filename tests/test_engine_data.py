@@ -16,6 +16,7 @@ from storefront_recs.engine.data import (
     decay,
     dedup_mask,
     holdout_split,
+    load_catalog,
     load_interactions,
     sessions,
 )
@@ -98,6 +99,16 @@ def test_catalogue_items_are_in_the_vocabulary_without_events(sqlite_app: Flask)
     inter = load_interactions(sqlite_app.extensions["storefront_recs"].engine, MatrixConfig(weights=WEIGHTS))
     assert inter.item_ids == ["a", "new-1", "gone"]  # catalogue first
     assert inter.matrix().shape == (1, 3)
+
+
+def test_catalogue_attributes_read_back_as_stored(app: Flask) -> None:
+    attrs = {"colour": ["rot", "blå"], "size": 42, "note": 'say "hi", \u00e9', "nested": {"a": None}}
+    recs = app.extensions["storefront_recs"].recs
+    with app.app_context():
+        recs.catalog.upsert([{"id": "a", "title": "t", "attributes": attrs}, {"id": "b", "title": "u"},
+                             {"id": "c", "title": "v", "attributes": {}}])
+    catalog = load_catalog(app.extensions["storefront_recs"].engine)
+    assert [(c["id"], c["attributes"]) for c in catalog] == [("a", attrs), ("b", {}), ("c", {})]
 
 
 def test_repeats_within_the_window_count_once() -> None:
