@@ -121,10 +121,12 @@ SETTINGS: dict[str, Setting] = {
         1.0, "Recent window of 'trending', in days; compared with the 7 windows before it."
     ),
     "RECS_ANN_MODE": Setting(
-        "auto", "Neighbour search: 'exact', 'annoy', or 'auto' (Annoy from RECS_ANN_MIN_ITEMS items)."
+        "auto", "Neighbour search for similar items (ALS and content): 'exact', 'annoy', or 'auto' (Annoy "
+        "from RECS_ANN_MIN_ITEMS items). For-you is always exact: faster than Annoy at equal recall.",
     ),
     "RECS_ANN_MIN_ITEMS": Setting(
-        200_000, "Catalogue size from which 'auto' uses Annoy (below it, exact search is as fast)."
+        200_000, "Catalogue size from which 'auto' uses Annoy (below it, exact search costs ~3 ms or less "
+        "per uncached answer, less than building the indexes in every training run)."
     ),
     "RECS_ANN_TREES": Setting(50, "Trees per Annoy index (more: better recall, bigger files)."),
     "RECS_KEEP_BUNDLES": Setting(3, "Model bundles kept on disk (the serving one is never pruned)."),

@@ -70,7 +70,7 @@ def test_annoy_mode_matches_exact_search(tmp_path: Path) -> None:
     model_dir = app.config["RECS_MODEL_DIR"]
     annoy, exact = BundleStore(model_dir).current(), BundleStore(model_dir, ann_mode="exact").current()
     assert annoy is not None and exact is not None
-    assert annoy.ann_mode == "annoy" and "als_dot.ann" in annoy.manifest["files"]
+    assert annoy.ann_mode == "annoy" and "als_angular.ann" in annoy.manifest["files"]
     hits = total = 0
     for item in range(0, 40, 5):
         a, _ = annoy.similar_als(item, 5)

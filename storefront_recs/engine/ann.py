@@ -17,6 +17,7 @@ from implicit.cpu.topk import topk
 from threadpoolctl import ThreadpoolController
 
 METRICS = ("dot", "angular")
+SEARCH_K = 4000
 
 
 @cache
@@ -53,10 +54,15 @@ def load_annoy(path: str, dims: int, metric: str) -> AnnoyIndex:
 def annoy_query(
     index: AnnoyIndex, vector: np.ndarray, n: int, metric: str, exclude: Iterable[int] = ()
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``n`` by Annoy, skipping ``exclude``; angular scores become cosines."""
+    """Top ``n`` by Annoy, skipping ``exclude``; angular scores become cosines.
+
+    Inspects at least ``SEARCH_K`` nodes: Annoy's default (n x trees) gave recall@10 of 0.90-0.97
+    on our factors; 4,000 gave 0.99+ up to 100k items (bench/ann.py).
+    """
     skip = set(int(i) for i in exclude)
     ids, dist = index.get_nns_by_vector(
-        np.asarray(vector, dtype=np.float32).tolist(), n + len(skip), include_distances=True
+        np.asarray(vector, dtype=np.float32).tolist(), n + len(skip),
+        search_k=max(SEARCH_K, (n + len(skip)) * index.get_n_trees()), include_distances=True,
     )
     ids_arr, dist_arr = np.asarray(ids, dtype=np.int64), np.asarray(dist, dtype=np.float32)
     if skip:

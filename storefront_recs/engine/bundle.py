@@ -121,7 +121,6 @@ def write_parts(directory: str, parts: BundleParts, *, ann_mode: str, trees: int
         np.savez(handle, popularity=p.popularity, trending=p.trending, by_hour=p.by_hour,
                  by_weekday=p.by_weekday)
     if ann_mode == "annoy":
-        build_annoy(parts.item_factors, "dot", trees, seed, j("als_dot.ann"))
         build_annoy(parts.item_factors, "angular", trees, seed, j("als_angular.ann"))
         build_annoy(c.vectors, "angular", trees, seed, j("content.ann"))
 
@@ -204,11 +203,10 @@ class ModelBundle:
             self.popularity_by_weekday: np.ndarray = z["by_weekday"]
         self._check_shapes()
         self.ann_mode = ann_mode or m.get("ann_mode", "exact")
-        if self.ann_mode == "annoy" and "als_dot.ann" not in m["files"]:
+        if self.ann_mode == "annoy" and "als_angular.ann" not in m["files"]:
             self.ann_mode = "exact"  # built without Annoy indexes
         if self.ann_mode == "annoy":
             dims = self.item_factors.shape[1]
-            self._ann_dot = load_annoy(j("als_dot.ann"), dims, "dot")
             self._ann_angular = load_annoy(j("als_angular.ann"), dims, "angular")
             self._ann_content = load_annoy(j("content.ann"), self.content.vectors.shape[1], "angular")
 
@@ -244,8 +242,8 @@ class ModelBundle:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` items for a user vector (from ``fold_in``), minus ``filter_items``."""
         exclude = () if filter_items is None else filter_items
-        if self.ann_mode == "annoy":
-            return annoy_query(self._ann_dot, user_vector, n, "dot", exclude)
+        # Exact in every mode: on ALS factors the norm-ordered scan beat Annoy's dot index at
+        # every recall and catalogue size measured (bench/ann.py, docs/benchmarks.md).
         return self._exact_dot.query(user_vector, n, exclude)
 
     @cached_property
