@@ -147,11 +147,11 @@ def workers_cpu(server: subprocess.Popen) -> float:
 
 
 def run_wrk(base: str, paths: list[str], cookies: list[str], seconds: float, work: Path,
-            server: subprocess.Popen) -> dict[str, float]:
+            server: subprocess.Popen, connections: int = 16) -> dict[str, float]:
     script = work / f"wrk-{uuid.uuid4().hex[:6]}.lua"
     script.write_text(WRK_SCRIPT % (",".join(json.dumps(p) for p in paths), ",".join(json.dumps(c) for c in cookies)))
     cpu_before = workers_cpu(server)
-    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{int(seconds)}s", "--latency", "-s", str(script), base],
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script), base],
                          capture_output=True, text=True, check=True).stdout
     cpu = workers_cpu(server) - cpu_before
     def latency(label: str) -> float:
@@ -238,18 +238,24 @@ def main() -> None:
             rng = random.Random(2)
             similar_paths = [f"/recs/api/v1/similar/sku-{min(int(rng.paretovariate(1.2)), args.items) - 1}?n=8"
                              for _ in range(2000)]
-            results = {
-                "bare Flask JSON endpoint": run_wrk(base, ["/bare"], [], args.seconds, work, server),
-                "similar items": run_wrk(base, similar_paths, [], args.seconds, work, server),
-                "for-you (fold-in of new events)": run_wrk(base, ["/recs/api/v1/for-you?n=8"], cookies,
-                                                          args.seconds, work, server),
+            loads = {
+                "bare Flask JSON endpoint": (["/bare"], []),
+                "similar items": (similar_paths, []),
+                "for-you (fold-in of new events)": (["/recs/api/v1/for-you?n=8"], cookies),
             }
+            results = {name: run_wrk(base, paths, jar, args.seconds, work, server)
+                       for name, (paths, jar) in loads.items()}
+            # Latency without queueing: one request in flight per worker (the -c16 runs measure
+            # throughput at saturation, where p99 is mostly time spent waiting for a worker).
+            light = {name: run_wrk(base, paths, jar, args.seconds, work, server, connections=2)
+                     for name, (paths, jar) in loads.items()}
             changes = event_to_change(base, 100, args.items)
         finally:
             server.terminate()
             server.wait()
         bare = results["bare Flask JSON endpoint"]["rps"]
-        print(f"\nserving: {args.items:,} items, {args.events:,} events, gunicorn -w 2, wrk -t2 -c16 -d{args.seconds:.0f}s")
+        print(f"\nserving: {args.items:,} items, {args.events:,} events, gunicorn -w 2, wrk -t2 -c16 -d{args.seconds:.0f}s "
+              "(saturation: throughput)")
         # Worker CPU per request is steadier than req/s on a shared machine: other processes
         # take wall time from the workers, not CPU time.
         bare_cpu = results["bare Flask JSON endpoint"]["cpu_ms"]
@@ -257,6 +263,10 @@ def main() -> None:
         for name, r in results.items():
             print(f"{name:<34} {r['rps']:>8.0f} {r['rps'] / bare:>7.2f} {r['p50']:>7.2f} {r['p99']:>7.2f} "
                   f"{r['cpu_ms']:>7.3f} {bare_cpu / r['cpu_ms']:>7.2f}")
+        print(f"\nlatency at light load (wrk -t2 -c2: one request in flight per worker)\n"
+              f"{'endpoint':<34} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+        for name, r in light.items():
+            print(f"{name:<34} {r['rps']:>8.0f} {r['p50']:>7.2f} {r['p99']:>7.2f}")
         quantiles = statistics.quantiles(changes, n=20)
         print(f"\nevent -> changed for-you answer over HTTP ({len(changes)} visitors): "
               f"p50 {statistics.median(changes) * 1000:.1f} ms, p95 {quantiles[18] * 1000:.1f} ms")
