@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -11,7 +13,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 VERSION_TABLE = "recs_alembic_version"
@@ -36,6 +38,22 @@ def make_engine(uri: str, options: dict[str, Any] | None = None) -> Engine:
     if url.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+@contextmanager
+def larger_sqlite_cache(conn: Connection, kib: int) -> Iterator[None]:
+    """A ``kib`` KiB page cache on this SQLite connection for the block, the pool's size after it
+    (PRAGMAs go to the driver: SQLAlchemy's execute would begin a transaction). Elsewhere a no-op."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver = conn.connection.driver_connection
+    previous = int(driver.execute("PRAGMA cache_size").fetchone()[0])  # type: ignore[union-attr]
+    driver.execute(f"PRAGMA cache_size=-{int(kib)}")  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        driver.execute(f"PRAGMA cache_size={previous}")  # type: ignore[union-attr]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

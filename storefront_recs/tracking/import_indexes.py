@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal, cast
 
-from sqlalchemy import Connection, Engine, Index, Table, func, inspect, select
+from sqlalchemy import Engine, Index, Table, func, inspect, select
 
+from ..db import larger_sqlite_cache
 from ..models import Event
 
 IndexMode = Literal["auto", "defer", "keep"]
@@ -65,7 +66,7 @@ def restore_indexes(engine: Engine) -> list[str]:
         missing = [ix for ix in lookup_indexes() if ix.name not in present]
         if not missing:
             return []
-        with _big_sqlite_cache(conn), conn.begin():
+        with larger_sqlite_cache(conn, BUILD_SQLITE_CACHE_KB), conn.begin():
             for ix in missing:
                 ix.create(conn)
     return [str(ix.name) for ix in missing]
@@ -87,17 +88,3 @@ def indexes_deferred(engine: Engine, defer: bool) -> Iterator[None]:
     finally:
         restore_indexes(engine)
 
-
-@contextmanager
-def _big_sqlite_cache(conn: Connection) -> Iterator[None]:
-    """A larger page cache for an index build on SQLite, given back after it."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    driver = conn.connection.driver_connection
-    previous = driver.execute("PRAGMA cache_size").fetchone()[0]  # type: ignore[union-attr]
-    driver.execute(f"PRAGMA cache_size=-{BUILD_SQLITE_CACHE_KB}")  # type: ignore[union-attr]
-    try:
-        yield
-    finally:
-        driver.execute(f"PRAGMA cache_size={int(previous)}")  # type: ignore[union-attr]
