@@ -12,12 +12,12 @@ from sqlalchemy import Connection, Table, select, update
 from ..db import insert_ignoring_conflicts, utcnow
 from ..errors import ConfigurationError
 from ..models import Experiment as ExperimentRow
+from ..serving.recommendation import WIDGET_KINDS
 from ..tracking.schemas import parse_timestamp
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,23}$")
 HOLDOUTS = ("popular", "none")
-WIDGET_KINDS = ("similar", "for-you", "trending", "recently-viewed", "bought-together")
 # Config keys a variant may override: how recommendations are made (blend, rules, diversity).
 OVERRIDABLE = frozenset({
     "RECS_BLEND", "RECS_SIMILAR_BLEND", "RECS_MAX_PER_CATEGORY", "RECS_BOOST_CATEGORIES",

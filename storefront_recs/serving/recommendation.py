@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# The recommendation lists a page can show (widgets, and what experiments may target).
+WIDGET_KINDS = ("similar", "for-you", "trending", "recently-viewed", "bought-together")
+
 
 @dataclass(frozen=True)
 class Recommendation:

@@ -27,6 +27,7 @@ from ..errors import ConfigurationError
 from ..experiments import charts, insights
 from ..experiments.explain import explain
 from ..serving.api import recommender
+from ..serving.recommendation import WIDGET_KINDS
 from ..tracking.identity import Visitor
 
 CSRF_SESSION_KEY = "recs_admin_csrf"
@@ -175,7 +176,7 @@ def register_admin(bp: Blueprint) -> None:
     def index() -> str:
         days = min(max(request.args.get("days", 30, type=int) or 30, 1), 365)
         return render_template("storefront_recs/admin/dashboard.html", message=request.args.get("msg"),
-                               **_dashboard_context(days))
+                               widget_kinds=WIDGET_KINDS, **_dashboard_context(days))
 
     @admin.get("/why")
     def why() -> str:

@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 from ..experiments.serving import variant_for
 from ..serving.api import make_filters
 from ..serving.api import recommender as serving_recommender
+from ..serving.recommendation import WIDGET_KINDS
 from ..serving.recommender import Answer
 from ..serving.rules import Filters
 from ..tracking.identity import Visitor, tracking_refused
@@ -25,7 +26,6 @@ from .consent import register_consent
 SCRIPT = "storefront_recs/recs.min.js"
 # Calls made before recs.min.js has loaded wait in recs.q; the script replays them.
 STUB = "window.recs=window.recs||function(){(recs.q=recs.q||[]).push(arguments)}"
-WIDGET_KINDS = ("similar", "for-you", "trending", "recently-viewed", "bought-together")
 
 
 @cache
