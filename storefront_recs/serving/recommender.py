@@ -20,6 +20,7 @@ from itsdangerous import Signer
 from ..db import utcnow
 from ..engine.ann import one_blas_thread
 from ..engine.bundle import ModelBundle
+from ..engine.data import ANON_PREFIX
 from ..tracking.identity import Visitor
 from .answer_keys import frozen, history_key
 from .candidates import LRU, Candidates
@@ -30,7 +31,6 @@ from .recommendation import Recommendation
 from .rules import Filters, Rules, diversify
 from .visitor_events import VisitorHistory, load_history
 
-ANON_PREFIX = "anon:"
 # How many recent distinct items seed item-item candidates, and their weights by recency.
 SEED_ITEMS = 5
 SEED_DECAY = 0.75
@@ -97,6 +97,14 @@ def top_of_row(matrix: Any, row: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         ids, scores = ids[top], scores[top]
     order = np.argsort(-scores, kind="stable")
     return ids[order], scores[order]
+
+
+def model_user(bundle: ModelBundle, visitor: Visitor) -> int | None:
+    """The visitor's row in the model: by user key, else by anonymous id (as training keys it)."""
+    found = None if visitor.user_key is None else bundle.user_index.get(visitor.user_key)
+    if found is None and visitor.anonymous_id is not None:
+        found = bundle.user_index.get(ANON_PREFIX + visitor.anonymous_id)
+    return found
 
 
 def normalised(scores: np.ndarray) -> np.ndarray:
@@ -344,11 +352,7 @@ class Recommender:
         # buyer's candidates are not all items they already have.
         skip = [bundle.item_index[i] for i in excluded if i in bundle.item_index]
         depth = max(4 * n, 50)
-        user_idx = None
-        if visitor.user_key is not None:
-            user_idx = bundle.user_index.get(visitor.user_key)
-        if user_idx is None and visitor.anonymous_id is not None:
-            user_idx = bundle.user_index.get(ANON_PREFIX + visitor.anonymous_id)
+        user_idx = model_user(bundle, visitor)
         fresh = history.newest() is not None and history.newest() > bundle.created_at  # type: ignore[operator]
         if w.get("als", 0) > 0:
             ids, scores = self._taste(bundle, None if fresh else user_idx, history, depth, skip)
@@ -408,9 +412,8 @@ class Recommender:
     def for_you_blend(settings: Settings, bundle: ModelBundle | None, visitor: Visitor) -> dict[str, float]:
         """The for-you weights: for a visitor the model knows, the ones training chose for this
         shop on such visitors; for a new visitor's session (and without a choice), the configured ones."""
-        if settings.auto_blend and bundle is not None and bundle.blend is not None and (
-                (visitor.user_key is not None and visitor.user_key in bundle.user_index)
-                or (visitor.anonymous_id is not None and ANON_PREFIX + visitor.anonymous_id in bundle.user_index)):
+        if (settings.auto_blend and bundle is not None and bundle.blend is not None
+                and model_user(bundle, visitor) is not None):
             return bundle.blend
         return settings.weights["for_you"]
 
