@@ -131,38 +131,6 @@ def print_table(rows: list[dict[str, Any]], backend: str) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
-def bench_ann(sizes: list[int], dims: int = 64, trees: int = 50, queries: int = 200) -> None:
-    """Exact (implicit topk) vs Annoy: build time, query time and recall@10 on clustered vectors."""
-    import numpy as np
-
-    from storefront_recs.engine.ann import annoy_query, build_annoy, exact_query, load_annoy
-
-    rng = np.random.default_rng(0)
-    print(f"\nneighbour search, {dims} dims, {trees} trees, top 10 by dot product, {queries} queries\n")
-    print("| items | Annoy build s | exact ms/query | Annoy ms/query | Annoy recall@10 |")
-    print("|---|---|---|---|---|")
-    for n in sizes:
-        centers = rng.normal(size=(200, dims)).astype(np.float32)
-        vectors = (centers[rng.integers(0, 200, n)] + 0.5 * rng.normal(size=(n, dims))).astype(np.float32)
-        workdir = Path(tempfile.mkdtemp(prefix="recs-ann-"))
-        try:
-            t0 = time.perf_counter()
-            build_annoy(vectors, "dot", trees, 1, str(workdir / "x.ann"))
-            build_s = time.perf_counter() - t0
-            index = load_annoy(str(workdir / "x.ann"), dims, "dot")
-            qs = vectors[rng.integers(0, n, queries)]
-            t0 = time.perf_counter()
-            exact = [exact_query(vectors, q, 10)[0] for q in qs]
-            exact_ms = (time.perf_counter() - t0) * 1000 / queries
-            t0 = time.perf_counter()
-            approx = [annoy_query(index, q, 10, "dot")[0] for q in qs]
-            annoy_ms = (time.perf_counter() - t0) * 1000 / queries
-            recall = np.mean([len(set(a.tolist()) & set(e.tolist())) / 10 for a, e in zip(approx, exact, strict=True)])
-            print(f"| {n:,} | {build_s:.1f} | {exact_ms:.2f} | {annoy_ms:.2f} | {recall:.3f} |")
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="generated events (0 = skip)")
@@ -171,11 +139,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None, help="shared data folder (default ../shared/data)")
     parser.add_argument("--postgres", default=None, help="also run on this PostgreSQL URL (an empty database)")
     parser.add_argument("--no-shared", action="store_true", help="skip the shared data sets")
-    parser.add_argument("--ann", default="", help="also time exact vs Annoy search at these catalogue "
-                        "sizes, e.g. 10000,50000,200000")
     args = parser.parse_args()
-    if args.ann:
-        bench_ann([int(n) for n in args.ann.split(",")])
     config: dict[str, Any] = {"RECS_QUALITY_GATE_MARGIN": -1}
     datasets: list[Dataset] = []
     if args.events:
