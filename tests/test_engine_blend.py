@@ -13,8 +13,14 @@ from test_engine_train import SMALL, fill
 
 from storefront_recs import Recs
 from storefront_recs.engine import ease
-from storefront_recs.engine.blend_tuning import BlendSettings, SourceLists, choose, select_blend
-from storefront_recs.engine.models import ALSParams, fit_als, top_k_per_row
+from storefront_recs.engine.blend_tuning import (
+    BlendSettings,
+    SourceLists,
+    choose,
+    select_blend,
+    train_popularity,
+)
+from storefront_recs.engine.models import ALSParams, fit_als, top_k_per_row, visitor_popularity
 from storefront_recs.serving.api import recommender
 from storefront_recs.serving.recommendation import Recommendation
 from storefront_recs.serving.rules import Filters
@@ -45,6 +51,36 @@ def test_ease_ranks_the_items_consumed_with_a_visitors_items_first() -> None:
         scores = ease.user_scores(weights, np.array([item]))
         assert int(np.argmax(scores)) == item + 1, scores  # its partner, not the popular item 8
     assert ease.user_scores(weights, np.array([9])).sum() == 0  # an item nobody had: no weights
+
+
+def test_ease_weights_are_the_closed_form() -> None:
+    x = sparse.random(120, 29, density=0.2, random_state=2, format="csr", dtype=np.float32)
+    x = sparse.hstack([x, sparse.csr_matrix((120, 1))], format="csr")  # item 29: nobody had it
+    x.data[:] = 1.0
+    b, active = ease.ease_weights(x, 5.0)
+    # with numpy: B = I - P diag(1 / diag P), P = (X'X + lambda I)^-1, zero diagonal
+    xa = x[:, active].toarray()
+    p = np.linalg.inv(xa.T @ xa + 5.0 * np.eye(len(active)))
+    expected = -p / np.diag(p)[np.newaxis, :]
+    np.fill_diagonal(expected, 0.0)
+    assert active.tolist() == list(range(29)) and np.allclose(b, expected, atol=1e-5)
+    assert not np.allclose(b, b.T, atol=1e-3)  # columns scaled, not a symmetric copy of P
+
+
+def test_popularity_counts_each_visitor_once_with_the_decay_of_their_latest_event() -> None:
+    # item 0: one visitor with 50 events of full weight; item 1: three visitors, one event each
+    # at half weight; item 2: one visitor whose newest event (weight 0.9) counts, not the old one.
+    users = np.array([0] * 50 + [1, 2, 3] + [4, 4])
+    items = np.array([0] * 50 + [1, 1, 1] + [2, 2])
+    weights = np.array([1.0] * 50 + [0.5] * 3 + [0.2, 0.9])
+    order = np.random.default_rng(0).permutation(len(users))  # any order of events
+    pop = visitor_popularity(users[order], items[order], weights[order], 4)
+    assert pop.tolist() == pytest.approx([1.0, 1.5, 0.9, 0.0])
+    # validation's popularity: only the events of the training cells (held-out cells left out)
+    train = matrix([[0], [], [1], [1], []], 4)
+    events = (users, items, np.zeros(len(users)))
+    settings = BlendSettings(configured={"als": 1.0})  # no decay
+    assert train_popularity(train, events, settings).tolist() == [1.0, 2.0, 0.0, 0.0]
 
 
 def synthetic_split(popular_test: bool, seed: int = 0) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
