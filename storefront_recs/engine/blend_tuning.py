@@ -26,7 +26,8 @@ from implicit.cpu.topk import topk
 from scipy import sparse
 
 from . import ease as ease_model
-from .models import fit_itemitem, top_k_per_row
+from .data import decay
+from .models import fit_itemitem, top_k_per_row, visitor_popularity
 
 DEPTH = 50  # serving cuts each source to max(4 n, 50) candidates
 SEED_ITEMS = 5  # the same as serving's seeds of item-item neighbours
@@ -256,6 +257,8 @@ class BlendSettings:
     ease_k: int = 200
     itemitem_k: int = 50
     noise_z: float = 0.0
+    half_life_days: float = 0.0  # popularity's time decay, as the training run applies it
+    decay_floor: float = 0.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BlendSettings:
@@ -268,11 +271,24 @@ class BlendSettings:
             ease_k=int(config["RECS_EASE_K"]),
             itemitem_k=int(config["RECS_ITEMITEM_K"]),
             noise_z=float(config["RECS_BLEND_NOISE_Z"]),
+            half_life_days=float(config["RECS_HALF_LIFE_DAYS"]),
+            decay_floor=float(config["RECS_DECAY_FLOOR"]),
         )
 
     def wants(self, source: str) -> bool:
         """Whether any blend this run may serve gives ``source`` a weight."""
         return self.configured.get(source, 0) > 0 or (self.auto and any(w > 0 for w in self.grid.get(source, [])))
+
+
+def train_popularity(train: sparse.csr_matrix, events: tuple[np.ndarray, np.ndarray, np.ndarray],
+                     settings: BlendSettings) -> np.ndarray:
+    """Serving's popularity (``models.visitor_popularity``) from the events of ``train``'s cells."""
+    users, items, ts = events
+    if not len(ts):
+        return np.zeros(train.shape[1])
+    kept = np.asarray(train[users, items]).ravel() > 0
+    weights = decay(ts[kept], settings.half_life_days, reference=float(ts.max()), floor=settings.decay_floor)
+    return visitor_popularity(users[kept], items[kept], weights, train.shape[1])
 
 
 def select_blend(
@@ -289,9 +305,8 @@ def select_blend(
         return None
     if len(users) > MAX_USERS:
         users = np.sort(np.random.default_rng(0).choice(users, MAX_USERS, replace=False))
-    pop = np.asarray(train.sum(axis=0)).ravel()
     sources = {"als": als_source(user_factors, item_factors, train, users),
-               "popularity": popularity_source(pop, train, users)}
+               "popularity": popularity_source(train_popularity(train, events, settings), train, users)}
     if settings.wants("itemitem"):
         similarity = fit_itemitem(train, settings.itemitem_k).similarity
         seeds = latest_items(*events, train, users)

@@ -177,17 +177,17 @@ def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
 # -- popularity ---------------------------------------------------------------------------------
 @dataclass
 class Popularity:
-    popularity: np.ndarray  # decayed strength per item
+    popularity: np.ndarray  # distinct visitors per item, each counted with the decay of their latest event
     trending: np.ndarray  # recent window vs the 7 windows before it
     by_hour: np.ndarray  # 24 x items, decayed strength by UTC hour of day
     by_weekday: np.ndarray  # 7 x items, Monday = 0
 
 
 def fit_popularity(inter: Interactions, trending_days: float) -> Popularity:
-    """Decayed counts overall, by hour and weekday, and a trending score per item."""
+    """Decayed visitors per item, decayed strength by hour and weekday, and a trending score per item."""
     n = inter.n_items
     w = inter.strength.astype(np.float64)
-    popularity = np.bincount(inter.items, weights=w, minlength=n)
+    popularity = visitor_popularity(inter.users, inter.items, inter.strength / np.maximum(inter.raw, 1e-12), n)
     hour = ((inter.ts // 3600) % 24).astype(np.int64)
     weekday = ((inter.ts // DAY + 3) % 7).astype(np.int64)  # 1970-01-01 was a Thursday
     by_hour = np.bincount(hour * n + inter.items, weights=w, minlength=24 * n).reshape(24, n)
@@ -204,6 +204,23 @@ def fit_popularity(inter: Interactions, trending_days: float) -> Popularity:
         popularity.astype(np.float32), trending.astype(np.float32),
         by_hour.astype(np.float32), by_weekday.astype(np.float32),
     )
+
+
+def visitor_popularity(users: np.ndarray, items: np.ndarray, weights: np.ndarray, n_items: int) -> np.ndarray:
+    """Per item, the sum over its distinct visitors of their largest event weight (the time decay
+    of their latest event): each visitor counts once, however many events or units they had.
+    Summed strengths let a few heavy visitors decide (one wholesale order of 500 units, one
+    visitor's 40 page views); on the quality benchmark's validation split distinct visitors
+    ranked better on every data set (bench/blend_validation.py)."""
+    cell = users.astype(np.int64) * n_items + items
+    weights = np.asarray(weights, dtype=np.float64)
+    if len(cell) > 1 and bool(np.any(cell[1:] < cell[:-1])):
+        order = np.argsort(cell, kind="stable")
+        cell, weights = cell[order], weights[order]
+    if not len(cell):
+        return np.zeros(n_items)
+    starts = np.flatnonzero(np.concatenate(([True], cell[1:] != cell[:-1])))
+    return np.bincount(cell[starts] % n_items, weights=np.maximum.reduceat(weights, starts), minlength=n_items)
 
 
 # -- bought together ----------------------------------------------------------------------------
