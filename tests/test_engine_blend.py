@@ -203,6 +203,11 @@ def test_an_ease_blend_fits_ease_and_serves_from_it_within_the_item_limit(databa
     fill(app)
     _, bundle = bundle_of(app)
     assert "ease.npz" in bundle.manifest["files"] and bundle.ease.nnz > 0
+    # a known user's whole training history feeds EASE, also when no recent event is given
+    user = bundle.user_index["user-1"]
+    ids, _ = bundle.recommend_ease([], 6, None, user_idx=user)
+    assert len(ids) == 6 and sum(int(bundle.item_ids[i].split("-")[1]) % 4 == 1 for i in ids) >= 5
+    assert len(bundle.recommend_ease([], 6, None)[0]) == 0  # nothing known, no items: nothing
     served = for_you(app, "user-1")
     assert len(served) == 6
     # user-1 likes one kind of item (sku-1, sku-5, ...): EASE recommends that kind.

@@ -8,7 +8,7 @@ Layout of ``RECS_MODEL_DIR``::
         item_ids.json user_ids.json
         als_item_factors.npy als_user_factors.npy itemitem.npz bought_together.npz
         content.npz content_item_ids.json popularity.npz
-        ease.npz                 (only when the run fitted EASE)
+        ease.npz ease_user_items.npz   (only when the run fitted EASE)
         als_dot.ann als_angular.ann content.ann   (Annoy mode only; mmapped by every worker)
     .staging-<version>/          a run being written (renamed into place when complete)
 
@@ -78,6 +78,7 @@ class BundleParts:
     content: ContentModel
     popularity: Popularity
     ease: sparse.csr_matrix | None = None  # EASE weights, top k per row (None: not fitted)
+    ease_user_items: sparse.csr_matrix | None = None  # users x items trained on (its pattern), for EASE
 
 
 def _save_csr(path: str, m: sparse.csr_matrix) -> None:
@@ -112,6 +113,8 @@ def write_parts(directory: str, parts: BundleParts, *, ann_mode: str, trees: int
     _save_csr(j("bought_together.npz"), parts.bought_together)
     if parts.ease is not None:
         _save_csr(j("ease.npz"), parts.ease)
+    if parts.ease_user_items is not None:
+        _save_csr(j("ease_user_items.npz"), parts.ease_user_items)
     c = parts.content
     with open(j("content.npz"), "wb") as handle:
         np.savez(handle, features=c.features, idf=c.idf, components=c.components, vectors=c.vectors)
@@ -188,6 +191,7 @@ class ModelBundle:
         self.itemitem.similarity = _load_csr(j("itemitem.npz"))
         self.bought_together_matrix = _load_csr(j("bought_together.npz"))
         self.ease = _load_csr(j("ease.npz")) if "ease.npz" in m["files"] else ease_model.empty(len(self.item_ids))
+        self.ease_user_items = _load_csr(j("ease_user_items.npz")) if "ease_user_items.npz" in m["files"] else None
         blend = m.get("blend") or {}
         # the for-you blend the training run chose for this shop (None: it did not choose)
         self.blend: dict[str, float] | None = dict(blend["weights"]) if blend.get("chosen") else None
@@ -266,12 +270,20 @@ class ModelBundle:
         query = self.item_factors[item_idx] / self._item_norms[item_idx]
         return exact_query(self.item_factors, query, n, norms=self._item_norms, exclude=[item_idx])
 
-    def recommend_ease(self, item_idxs: list[int], n: int, filter_items: list[int] | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``n`` items by EASE for a visitor with these items (and not ``filter_items``)."""
-        if not self.ease.nnz or not item_idxs:
+    def recommend_ease(self, item_idxs: list[int], n: int, filter_items: list[int] | None = None,
+                       user_idx: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` items by EASE for a visitor with these items (and not ``filter_items``); a
+        user the model knows (``user_idx``) also with every item they had in training: serving
+        reads only a visitor's latest events, and EASE, unlike the ALS user factors, has no
+        summary of the rest (on the quality benchmark's validation split the whole history
+        ranked better than the latest 200 events, bench/blend_validation.py)."""
+        items = np.unique(np.asarray(item_idxs, dtype=np.int64))
+        known = self.ease_user_items
+        if user_idx is not None and known is not None and user_idx < known.shape[0]:
+            items = np.union1d(items, known.indices[known.indptr[user_idx] : known.indptr[user_idx + 1]])
+        if not self.ease.nnz or not len(items):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        scores = ease_model.user_scores(self.ease, np.asarray(item_idxs))
+        scores = ease_model.user_scores(self.ease, items)
         candidates = np.flatnonzero(scores > 0)
         if filter_items:
             candidates = candidates[~np.isin(candidates, filter_items)]

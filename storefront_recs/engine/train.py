@@ -187,7 +187,8 @@ def run_pipeline(
     try:
         with clock.stage("write"):
             parts = BundleParts(inter.item_ids, inter.user_ids, model.user_factors, model.item_factors,
-                                itemitem.similarity, together, content, popularity, ease)
+                                itemitem.similarity, together, content, popularity, ease,
+                                None if ease is None else full_m)
             write_parts(staging, parts, ann_mode=ann_mode, trees=settings.ann_trees, seed=p.seed)
         with clock.stage("publish"):
             serving = store.serving_manifest()

@@ -358,7 +358,7 @@ class Recommender:
             ids, scores = self._taste(bundle, None if fresh else user_idx, history, depth, skip)
             self._add_ranked(candidates, bundle, ids, scores, w["als"], "picked for your taste")
         if w.get("ease", 0) > 0 and bundle.ease.nnz:
-            ids, scores = bundle.recommend_ease(self._interaction_weights(bundle, history)[0], depth, skip)
+            ids, scores = bundle.recommend_ease(self._interaction_weights(bundle, history)[0], depth, skip, user_idx)
             self._add_ranked(candidates, bundle, ids, scores, w["ease"], "picked for your taste")
         if user_idx is None and history.empty:
             return  # a stranger: the context-aware fallback answers
