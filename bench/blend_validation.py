@@ -36,7 +36,7 @@ from storefront_recs.engine.models import ALSParams, fit_als, fit_itemitem, fit_
 DEFAULTS = {k: s.default for k, s in SETTINGS.items()}
 
 
-def sources_for(inter, train, test, users, wide: bool):  # type: ignore[no-untyped-def]
+def sources_for(inter, train, test, users, wide: bool, ks: list[int]):  # type: ignore[no-untyped-def]
     """Every source variant this script compares, as ``blend_tuning.SourceLists``."""
     p = ALSParams.from_config(DEFAULTS)
     als = fit_als(train, p, iterations=max(p.iterations - p.refit_iterations, 1))
@@ -62,8 +62,8 @@ def sources_for(inter, train, test, users, wide: bool):  # type: ignore[no-untyp
     if ease_model.fits(train, 10_000):
         for lam in (250.0, 500.0) if wide else (250.0,):
             b, active = ease_model.ease_weights(train, lam)
-            for label in ("200", "dense") if wide else ("200",):  # dense: every weight kept
-                w = _kept(b, active, train.shape[1], 200 if label == "200" else len(active))
+            for label in [str(k) for k in ks] + (["dense"] if wide else []):  # dense: every weight kept
+                w = _kept(b, active, train.shape[1], len(active) if label == "dense" else int(label))
                 out[f"ease{lam:g}_{label}"] = bt.ease_source(w, train, users)
                 out[f"ease{lam:g}_{label}_last200"] = bt.sparse_source(recent_rows @ w, train[users])
                 del w
@@ -105,6 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--only", action="append", default=[])
+    parser.add_argument("--ease-k", default="200", help="EASE weights kept per item, comma-separated")
     parser.add_argument("--wide", action="store_true", help="also trending / recency-weighted popularity, EASE lambda 500, dense EASE rows")
     args = parser.parse_args()
     for ds in load_shared(shared_data_dir(args.data_dir)):
@@ -119,7 +120,7 @@ def main() -> None:
         users = holdout_users(test, DEFAULTS["RECS_EVAL_MAX_USERS"], DEFAULTS["RECS_TRAIN_SEED"])
         if len(users) > bt.MAX_USERS:
             users = np.sort(np.random.default_rng(0).choice(users, bt.MAX_USERS, replace=False))
-        sources = sources_for(inter, train, test, users, args.wide)
+        sources = sources_for(inter, train, test, users, args.wide, [int(k) for k in args.ease_k.split(",")])
         grid = blends(list(sources))
         per_user = bt.user_ndcg_of_blends(sources, test, users, grid)
         print(f"\n### {ds.name}: {len(users)} validation users\n\n| blend | NDCG@10 | z vs first |\n|---|---|---|")
