@@ -19,7 +19,8 @@ with lists of item ids through ``for_you``), is scored by the same function.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -55,8 +56,9 @@ def binary_matrix(users: np.ndarray, items: np.ndarray, shape: tuple[int, int]) 
     return m
 
 
-def score_lists(lists: dict[int, Sequence[int]], test: dict[int, set[int]], n_catalogue: int) -> dict[str, float]:
-    """NDCG@10, Recall@10, Recall@20 and coverage of top lists (user -> ranked item indexes)."""
+def score_lists(lists: Mapping[int, Sequence[int]], test: dict[int, set[int]], n_catalogue: int) -> dict[str, Any]:
+    """NDCG@10, Recall@10, Recall@20 and coverage of top lists (user -> ranked item indexes), and
+    each test user's NDCG@10 (in ``test``'s order) for paired comparisons between models."""
     discounts = 1.0 / np.log2(np.arange(2, K_MAX + 2))
     ndcg, r10, r20 = [], [], []
     shown: set[int] = set()
@@ -69,7 +71,14 @@ def score_lists(lists: dict[int, Sequence[int]], test: dict[int, set[int]], n_ca
         r20.append(hits[:20].sum() / min(len(truth), 20))
         shown.update(top[:10])
     return {"ndcg@10": float(np.mean(ndcg)), "recall@10": float(np.mean(r10)),
-            "recall@20": float(np.mean(r20)), "coverage": len(shown) / n_catalogue}
+            "recall@20": float(np.mean(r20)), "coverage": len(shown) / n_catalogue,
+            "ndcg_per_user": np.asarray(ndcg)}
+
+
+def paired_gap(ours: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
+    """Mean per-user NDCG difference and its standard error (same test users, same order)."""
+    diff = ours - baseline
+    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
 
 
 def top_from_scores(score: Callable[[np.ndarray], np.ndarray], train: sparse.csr_matrix,

@@ -204,7 +204,7 @@ def pipeline(split: Split) -> Iterator[Pipeline]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def ours(split: Split, train_config: dict[str, Any], serve_configs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+def ours(split: Split, train_config: dict[str, Any], serve_configs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Metrics of our pipeline for one training config and several serving configs."""
     with pipeline(split) as p:
         version = p.train(train_config)
@@ -332,19 +332,24 @@ def tune(splits: list[Split], quick: bool) -> dict[str, Any]:
 
 
 # -- report -------------------------------------------------------------------------------------
-def print_table(name: str, split: Split, rows: dict[str, dict[str, float]]) -> None:
+def print_table(name: str, split: Split, rows: dict[str, dict[str, Any]]) -> None:
     n_users, n_items = split.shape
     n_test = sum(len(t) for t in split.test.values())
     print(f"\n### {name}: {int(split.train_mask.sum()):,} training events, {n_users:,} users "
           f"({len(split.test):,} test users, {n_test:,} test items), {n_items:,} items\n")
     print("| model | NDCG@10 | Recall@10 | Recall@20 | coverage |")
     print("|---|---|---|---|---|")
-    best = max((r["ndcg@10"] for k, r in rows.items() if "ndcg@10" in r and not k.startswith("ours")), default=0.0)
+    scored = {k: r for k, r in rows.items() if "ndcg@10" in r}
+    best = max((r for k, r in scored.items() if not k.startswith("ours")), key=lambda r: r["ndcg@10"], default=None)
     for key, r in rows.items():
         if "skipped" in r:
             print(f"| {key} | skipped ({r['skipped']}) | | | |")
             continue
-        mark = f" ({(r['ndcg@10'] / best - 1) * 100:+.0f}% vs best baseline)" if key.startswith("ours") and best else ""
+        mark = ""
+        if key.startswith("ours") and best is not None and best["ndcg@10"]:
+            gap, se = base.paired_gap(r["ndcg_per_user"], best["ndcg_per_user"])
+            mark = (f" ({(r['ndcg@10'] / best['ndcg@10'] - 1) * 100:+.0f}% vs best baseline; "
+                    f"paired gap {gap:+.4f} +- {se:.4f} SE, z {gap / se if se else 0:+.1f})")
         print(f"| {key} | {r['ndcg@10']:.4f}{mark} | {r['recall@10']:.4f} | {r['recall@20']:.4f} | {r['coverage']:.3f} |")
 
 
