@@ -17,7 +17,7 @@ sparse log such as Taobao's) would decide the blend.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -295,16 +295,14 @@ def select_blend(
     train: sparse.csr_matrix, test: sparse.csr_matrix, users: np.ndarray,
     user_factors: np.ndarray, item_factors: np.ndarray,
     events: tuple[np.ndarray, np.ndarray, np.ndarray], settings: BlendSettings,
-    *, als: SourceLists | None = None, itemitem: Callable[[], sparse.csr_matrix] | None = None,
+    *, als: SourceLists | None = None,
 ) -> BlendChoice | None:
     """Score the blend grid on the time split (models fitted on ``train`` only); None when
     automatic choice is off or there are too few evaluation users to trust it.
 
     ``events``: every event's (user, item, time), for the item-item seeds (latest items).
     ``als``: the ALS source for ``validation_users(users)`` when already computed (the
-    evaluation ranks those users with the same factors). ``itemitem``: gives the item-item
-    similarity fitted on ``train`` when it is computed elsewhere (the training run fits it in
-    a worker thread during the evaluation).
+    evaluation ranks those users with the same factors).
     """
     picked = validation_users(users, settings)
     if picked is None:
@@ -314,7 +312,7 @@ def select_blend(
     sources = {"als": als if als is not None else als_source(user_factors, item_factors, train, users),
                "popularity": popularity_source(pop, train, users)}
     if settings.wants("itemitem"):
-        similarity = itemitem() if itemitem is not None else fit_itemitem(train, settings.itemitem_k).similarity
+        similarity = fit_itemitem(train, settings.itemitem_k).similarity
         seeds = latest_items(*events, train, users)
         sources["itemitem"] = itemitem_source(similarity, seeds, train, users)
     if settings.wants("ease") and ease_model.fits(train, settings.ease_max_items):

@@ -86,19 +86,13 @@ def fit_als(
     return model
 
 
-def fit_itemitem(user_items: sparse.csr_matrix, k: int, threads: int = 0) -> CosineRecommender:
-    """Cosine item-item neighbours (K per item) from the users x items matrix.
-
-    ``threads``: implicit's OpenMP threads (0: all cores); each item's row is computed alone,
-    so the result does not depend on it.
-    """
-    model = CosineRecommender(K=k, num_threads=threads)
+def fit_itemitem(user_items: sparse.csr_matrix, k: int) -> CosineRecommender:
+    """Cosine item-item neighbours (K per item) from the users x items matrix."""
+    model = CosineRecommender(K=k)
     if user_items.nnz == 0:
         model.similarity = sparse.csr_matrix((user_items.shape[1],) * 2, dtype=np.float32)
         return model
-    # no BLAS limit: the fit is implicit's sparse C++ loop (no BLAS call), and the training run
-    # fits it in a worker thread, where changing the process-wide BLAS threads would race
-    with warnings.catch_warnings():
+    with threadpool_limits(1, "blas"), warnings.catch_warnings():
         warnings.simplefilter("ignore", ParameterWarning)  # its own normalize() hands fit a COO
         model.fit(user_items, show_progress=False)
     return model
@@ -148,17 +142,10 @@ class ContentModel:
         return _normalize_rows(np.asarray(tfidf @ self.components.T))
 
 
-def content_counts(catalog: list[dict[str, Any]]) -> sparse.csc_matrix:
-    """The hashed token counts of the catalogue (items x ``CONTENT_FEATURES``): the tokenising
-    half of ``fit_content``, without BLAS, so the training run does it in a worker thread."""
-    return _HASHER.transform(catalog).tocsc()
-
-
-def fit_content(catalog: list[dict[str, Any]], dims: int, seed: int,
-                counts: sparse.csc_matrix | None = None) -> ContentModel:
-    """Fit the content model on the active catalogue (``counts``: its ``content_counts``)."""
+def fit_content(catalog: list[dict[str, Any]], dims: int, seed: int) -> ContentModel:
+    """Fit the content model on the active catalogue."""
     ids = [item["id"] for item in catalog]
-    counts = content_counts(catalog) if counts is None else counts
+    counts = _HASHER.transform(catalog).tocsc()
     df = np.diff(counts.indptr)
     features = np.flatnonzero(df).astype(np.int64)
     n = max(len(ids), 1)

@@ -9,13 +9,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
-from scipy import sparse
 from sqlalchemy import Engine, insert, update
 
 from .. import leases
@@ -42,8 +40,6 @@ from .evaluate import (
 )
 from .models import (
     ALSParams,
-    Popularity,
-    content_counts,
     fit_als,
     fit_bought_together,
     fit_content,
@@ -58,7 +54,6 @@ STAGES = ("load", "split", "als", "evaluate", "blend", "ease", "itemitem", "cont
           "publish")
 GATE_METRIC = "ndcg@10"
 Progress = Callable[[str], None]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -130,23 +125,6 @@ class _Clock:
     def total(self) -> float:
         return round(time.perf_counter() - self._start, 4)
 
-    def join(self, name: str, job: Future[tuple[T, float]]) -> T:
-        """The result of a stage run in the background (``in_background``), its time recorded."""
-        if self.progress is not None:
-            self.progress(name)
-        result, seconds = job.result()
-        self.timings[name] = round(seconds, 4)
-        return result
-
-
-def in_background(side: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> Future[tuple[T, float]]:
-    """Run ``fn(*args)`` in the worker thread; the future gives its result and its seconds."""
-    def timed() -> tuple[T, float]:
-        t0 = time.perf_counter()
-        return fn(*args), time.perf_counter() - t0
-
-    return side.submit(timed)
-
 
 def gate_reason(metrics: Mapping[str, float], serving: Mapping[str, Any] | None, margin: float) -> str | None:
     """Why the quality gate refuses these metrics, or None when they may be published."""
@@ -176,30 +154,8 @@ def run_pipeline(
     trigger: str = "manual",
     progress: Progress | None = None,
 ) -> TrainReport:
-    """Train every model, evaluate, and (with ``publish``) write and maybe publish a bundle.
-
-    Item-item, popularity and bought-together and the content model's tokenising run in a
-    worker thread during evaluation and the blend choice, which leave a core mostly idle, so
-    their times overlap those stages (the total is wall time). None of them calls BLAS (the
-    content SVD, under a process-wide one-thread BLAS limit, stays in this thread), and none
-    overlaps the ALS fit, which keeps both cores.
-    """
-    with ThreadPoolExecutor(1, thread_name_prefix="recs-train") as side:
-        return _pipeline(engine, store, settings, side, publish=publish, trigger=trigger, progress=progress)
-
-
-def _pipeline(
-    engine: Engine,
-    store: BundleStore,
-    settings: TrainSettings,
-    side: ThreadPoolExecutor,
-    *,
-    publish: bool,
-    trigger: str,
-    progress: Progress | None,
-) -> TrainReport:
+    """Train every model, evaluate, and (with ``publish``) write and maybe publish a bundle."""
     clock = _Clock(progress)
-    p = settings.als
     with clock.stage("load"):
         inter = load_interactions(engine, settings.matrix)
     counts = describe(inter)
@@ -208,6 +164,7 @@ def _pipeline(
     with clock.stage("split"):
         train_m, test_m = holdout_split(inter, settings.holdout, settings.min_interactions)
         full_m = inter.matrix()
+    p = settings.als
     with clock.stage("als"):
         # the iterations are shared: most on the time split (the evaluated model), the last few
         # on the full matrix from there (the published model), so ALS costs one plain fit
@@ -217,14 +174,8 @@ def _pipeline(
     with clock.stage("evaluate"):
         users = holdout_users(test_m, settings.eval_max_users, p.seed)
         counts["test_users"] = len(users)
-        # the blend choice is scored on a sample of these users (its ALS lists are kept below)
+        # the blend choice's ALS lists come from the same scores (its users are a subset)
         blend_users = validation_users(users, settings.blend) if publish else None
-        if publish:  # the worker's models, one thread each (the core this thread leaves idle)
-            split_itemitem_job = in_background(side, fit_itemitem, train_m, settings.blend.itemitem_k, 1) \
-                if blend_users is not None and settings.blend.wants("itemitem") else None
-            itemitem_job = in_background(side, fit_itemitem, full_m, settings.itemitem_k, 1)
-            popularity_job = in_background(side, _popularity, inter, settings)
-            counts_job = in_background(side, content_counts, inter.catalog)
         kept = TopLists(blend_users, DEPTH) if blend_users is not None else None
         ours = evaluate_scorer(factor_scorer(eval_model.user_factors, eval_model.item_factors),
                                train_m, test_m, users, keep=kept)
@@ -236,21 +187,19 @@ def _pipeline(
     with clock.stage("blend"):
         kept_lists = kept.lists() if kept is not None else None
         als = als_lists(*kept_lists) if kept_lists is not None else None
-        split_similarity = (lambda: split_itemitem_job.result()[0].similarity) \
-            if split_itemitem_job is not None else None
         choice = select_blend(train_m, test_m, users, eval_model.user_factors, eval_model.item_factors,
-                              (inter.users, inter.items, inter.ts), settings.blend, als=als,
-                              itemitem=split_similarity)
+                              (inter.users, inter.items, inter.ts), settings.blend, als=als)
     blend = choice.weights if choice is not None else settings.blend.configured
     with clock.stage("ease"):
         ease = ease_model.fit_ease(full_m, settings.blend.ease_lambda, settings.blend.ease_k) \
             if blend.get("ease", 0) > 0 and ease_model.fits(full_m, settings.blend.ease_max_items) else None
-    itemitem = clock.join("itemitem", itemitem_job)
-    token_counts = clock.join("content", counts_job)
-    t0 = time.perf_counter()  # the content stage is the tokenising (in the worker) and the SVD (here)
-    content = fit_content(inter.catalog, settings.content_dims, p.seed, counts=token_counts)
-    clock.timings["content"] = round(clock.timings["content"] + time.perf_counter() - t0, 4)
-    popularity, together = clock.join("popularity", popularity_job)
+    with clock.stage("itemitem"):
+        itemitem = fit_itemitem(full_m, settings.itemitem_k)
+    with clock.stage("content"):
+        content = fit_content(inter.catalog, settings.content_dims, p.seed)
+    with clock.stage("popularity"):
+        popularity = fit_popularity(inter, settings.trending_days)
+        together = fit_bought_together(inter, settings.matrix.session_gap_seconds)
     version = new_version()
     ann_mode = settings.resolved_ann_mode(inter.n_items)
     staging = store.stage(version)
@@ -281,11 +230,6 @@ def _pipeline(
         store.discard(staging)
         report.status, report.message = "rejected", refusal
     return report
-
-
-def _popularity(inter: Interactions, settings: TrainSettings) -> tuple[Popularity, sparse.csr_matrix]:
-    return (fit_popularity(inter, settings.trending_days),
-            fit_bought_together(inter, settings.matrix.session_gap_seconds))
 
 
 def _manifest(
