@@ -184,6 +184,19 @@ def _epoch(values: Any) -> np.ndarray:
     return stamps.astype(np.int64) / 1e6
 
 
+def _packed_epoch(packed: str, n: int) -> np.ndarray:
+    """Epoch seconds of ``n`` ISO texts joined by ``_SEP``. When they all have one width (as
+    SQLAlchemy writes them), numpy reads them as fixed-width bytes without a Python string each."""
+    width = packed.find(_SEP)
+    raw = (packed + _SEP).encode("ascii", errors="replace")
+    if n and width > 0 and len(raw) == n * (width + 1) and packed.isascii():
+        codes = np.frombuffer(raw, dtype=np.uint8)
+        if (codes[width :: width + 1] == ord(_SEP)).all():
+            texts = np.frombuffer(raw, dtype=f"S{width + 1}").astype(f"S{width}")
+            return texts.astype("datetime64[us]").astype(np.int64) / 1e6
+    return _epoch(packed.split(_SEP))
+
+
 def _id_range(engine: Engine) -> tuple[int, int]:
     e = Event.__table__
     with engine.connect() as conn:
@@ -228,7 +241,7 @@ def _read_chunks(
                     continue
                 yield (user_list, item_list, np.fromstring(codes, np.int8, sep=","),
                        np.fromstring(qty, np.int32, sep=","),
-                       _epoch(ts.split(_SEP)) if sqlite else np.fromstring(ts, np.float64, sep=","))
+                       _packed_epoch(ts, n) if sqlite else np.fromstring(ts, np.float64, sep=","))
         finally:
             if pending is not None:
                 pending.cancel()
@@ -287,19 +300,20 @@ def load_interactions(
 
 def _event_order(users: np.ndarray, items: np.ndarray, types: np.ndarray, ts: np.ndarray,
                  n_items: int, n_types: int) -> np.ndarray:
-    """The stable order of events by (user, item, type, ts), as ``np.lexsort`` gives it.
+    """The stable order of events by (user, item, type, ts), as ``np.lexsort`` gives it."""
+    return lex_order((users.astype(np.int64) * n_items + items) * max(n_types, 1) + types, ts)
 
-    One int64 key (the cell and type, then the event's rank in a stable sort by time) sorted
-    once is faster than a two-key lexsort; the key is unique, so the sort need not be stable.
-    Falls back to lexsort when the key could overflow.
-    """
-    n = len(users)
-    cell_type = (users.astype(np.int64) * n_items + items) * max(n_types, 1) + types
-    if not n or (int(cell_type.max()) + 1) * n >= 2**63:
-        return np.lexsort((ts, cell_type))
+
+def lex_order(key: np.ndarray, then: np.ndarray) -> np.ndarray:
+    """``np.lexsort((then, key))`` for a non-negative int64 ``key``, faster: one int64 key (``key``,
+    then the rank in a stable sort by ``then``) sorted once; it is unique, so the sort need not
+    be stable. Falls back to lexsort when that key could overflow."""
+    n = len(key)
+    if not n or (int(key.max()) + 1) * n >= 2**63 or int(key.min()) < 0:
+        return np.lexsort((then, key))
     rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(ts, kind="stable")] = np.arange(n, dtype=np.int64)
-    return np.argsort(cell_type * n + rank)
+    rank[np.argsort(then, kind="stable")] = np.arange(n, dtype=np.int64)
+    return np.argsort(key * n + rank)
 
 
 class _Vocab:
@@ -412,7 +426,7 @@ def holdout_split(
     cell_of_event = np.cumsum(marks) - 1
     last_ts = np.maximum.reduceat(inter.ts, starts)
     cell_user, cell_item = inter.users[starts], inter.items[starts]
-    by_user = np.lexsort((-last_ts, cell_user))
+    by_user = lex_order(cell_user.astype(np.int64), -last_ts)
     counts = np.bincount(cell_user, minlength=inter.n_users)
     first = np.concatenate(([0], np.cumsum(counts)[:-1]))
     rank = np.empty(len(starts), dtype=np.int64)
