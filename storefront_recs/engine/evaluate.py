@@ -6,7 +6,7 @@ did not interact with in training is ranked. Recall@k is hits / min(|test|, k); 
 share of items that appear in at least one top-10 list. The popularity baseline (items ranked
 by training-set strength) is scored the same way in the same run.
 
-Ranking is vectorised per block of 256 users: one matrix product scores the whole catalogue, the
+Ranking is vectorised per block of 128 users: one matrix product scores the whole catalogue, the
 user's training items are masked, ``np.argpartition`` finds the top k; two blocks are ranked at
 a time in threads (both steps release the GIL), the metrics summed in block order. A scorer with the same
 ranking for everyone (popularity) is sorted once and each user skips their seen items.
@@ -22,7 +22,7 @@ import numpy as np
 from scipy import sparse
 
 KS = (10, 20)
-BATCH = 256  # users per block: a block's scores and argpartition indexes are ~60 MB at 20k items
+BATCH = 128  # users per block: a block's scores and argpartition indexes are ~30 MB at 20k items (two at a time)
 RANK_THREADS = 2  # blocks ranked at the same time
 
 
