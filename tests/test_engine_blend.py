@@ -14,12 +14,17 @@ from test_engine_train import SMALL, fill
 from storefront_recs import Recs
 from storefront_recs.engine import ease
 from storefront_recs.engine.blend_tuning import (
+    DEPTH,
     BlendSettings,
     SourceLists,
+    als_lists,
+    als_source,
     choose,
     select_blend,
     train_popularity,
+    validation_users,
 )
+from storefront_recs.engine.evaluate import TopLists, evaluate_scorer, factor_scorer
 from storefront_recs.engine.models import ALSParams, fit_als, top_k_per_row, visitor_popularity
 from storefront_recs.serving.api import recommender
 from storefront_recs.serving.recommendation import Recommendation
@@ -124,6 +129,33 @@ def test_blend_choice_follows_what_the_validation_data_rewards(popular_test: boo
     else:
         assert w.get("popularity", 0) < model_weight, choice.table
         assert choice.ndcg > 0.3
+
+
+def test_the_evaluations_kept_als_lists_give_the_same_blend_choice() -> None:
+    # the pipeline hands select_blend the ALS lists the evaluation kept from its own scores
+    train, test = synthetic_split(False)
+    users = np.arange(train.shape[0])
+    model = fit_als(train, ALSParams(factors=8, iterations=10, alpha=5.0))
+    coo = train.tocoo()
+    events = (coo.row.astype(np.int32), coo.col.astype(np.int32), np.arange(coo.nnz, dtype=np.float64))
+    settings = BlendSettings(configured={"als": 1.0, "popularity": 1.0},
+                             grid={source: w for source, w in GRID.items() if source != "ease"})
+    picked = validation_users(users, settings)
+    assert picked is not None
+    kept = TopLists(picked, DEPTH)
+    plain = evaluate_scorer(factor_scorer(model.user_factors, model.item_factors), train, test, users)
+    assert evaluate_scorer(factor_scorer(model.user_factors, model.item_factors), train, test, users,
+                           keep=kept) == plain
+    lists = kept.lists()
+    assert lists is not None
+    reused, direct = als_lists(*lists), als_source(model.user_factors, model.item_factors, train, picked)
+    assert (reused.ids >= 0).any()
+    for user, a, b, sa, sb in zip(picked, reused.ids, direct.ids, reused.scores, direct.scores, strict=True):
+        # the same items with the same scores (the order of exact ties may differ)
+        assert dict(zip(a[a >= 0], sa[a >= 0], strict=True)) == dict(zip(b[b >= 0], sb[b >= 0], strict=True))
+        assert not set(a[a >= 0]) & set(train[user].indices)  # no training item
+    args = (train, test, users, model.user_factors, model.item_factors, events, settings)
+    assert select_blend(*args, als=reused) == select_blend(*args)
 
 
 def test_no_choice_without_enough_validation_users_or_when_switched_off() -> None:

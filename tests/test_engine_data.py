@@ -12,10 +12,14 @@ from flask import Flask
 from sqlalchemy import insert
 
 from storefront_recs.engine.data import (
+    _SEP,
     MatrixConfig,
+    _epoch,
+    _packed_epoch,
     decay,
     dedup_mask,
     holdout_split,
+    lex_order,
     load_catalog,
     load_interactions,
     sessions,
@@ -146,3 +150,24 @@ def test_decay_halves_per_half_life_down_to_the_floor() -> None:
     old = decay(np.array([0.0, 10_000 * day]), 90.0, floor=0.05)
     assert old.tolist() == pytest.approx([0.05, 1.0])
     assert decay(ts, 0.0).tolist() == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_lex_order_is_lexsort_with_ties() -> None:
+    rng = np.random.default_rng(1)
+    for n in (0, 1, 7, 5000):
+        key = rng.integers(0, 50, n).astype(np.int64)
+        then = rng.integers(0, 20, n).astype(np.float64)  # many ties: the original order decides
+        assert np.array_equal(lex_order(key, then), np.lexsort((then, key)))
+        assert np.array_equal(lex_order(key, -then), np.lexsort((-then, key)))
+    huge = np.array([2**62, 0, 2**62], dtype=np.int64)  # the combined key would overflow
+    assert np.array_equal(lex_order(huge, np.zeros(3)), np.lexsort((np.zeros(3), huge)))
+
+
+@pytest.mark.parametrize("texts", [
+    ["2026-09-17 06:38:39.047981", "2026-09-04 08:25:34.776304"],  # one width: read as bytes
+    ["2026-09-17 06:38:39", "2026-09-04 08:25:34.776304"],  # mixed widths: one string each
+    ["2026-09-04T08:25:34.776304", "2026-09-17 06:38:39.000000", "2026-09-17 06:38:39.5"],
+    ["2026-09-17 06:38:39.000001"],
+])
+def test_packed_sqlite_times_parse_like_one_text_at_a_time(texts: list[str]) -> None:
+    assert np.array_equal(_packed_epoch(_SEP.join(texts), len(texts)), _epoch(texts))

@@ -107,6 +107,12 @@ def als_source(user_factors: np.ndarray, item_factors: np.ndarray, train: sparse
     items = np.ascontiguousarray(item_factors, dtype=np.float32)
     query = np.ascontiguousarray(user_factors[users], dtype=np.float32)
     ids, scores = topk(items, query, min(depth, items.shape[0]), filter_query_items=train[users])
+    return als_lists(ids, scores)
+
+
+def als_lists(ids: np.ndarray, scores: np.ndarray) -> SourceLists:
+    """The ALS source from each user's top items and scores (best first, seen items left out),
+    as ``als_source`` computes them or as the evaluation kept them (``evaluate.TopLists``)."""
     scores = np.where((ids >= 0) & np.isfinite(scores) & (scores > 0), scores, 0.0)
     return SourceLists(np.where(scores > 0, ids, -1).astype(np.int64), _normalise_rows(scores))
 
@@ -291,21 +297,34 @@ def train_popularity(train: sparse.csr_matrix, events: tuple[np.ndarray, np.ndar
     return visitor_popularity(users[kept], items[kept], weights, train.shape[1])
 
 
+def validation_users(users: np.ndarray, settings: BlendSettings) -> np.ndarray | None:
+    """The evaluation users the blend is scored on (a seeded sample of ``MAX_USERS`` above
+    that); None when automatic choice is off or there are too few of them to trust it."""
+    if not settings.auto or len(users) < MIN_USERS:
+        return None
+    if len(users) > MAX_USERS:
+        users = np.sort(np.random.default_rng(0).choice(users, MAX_USERS, replace=False))
+    return users
+
+
 def select_blend(
     train: sparse.csr_matrix, test: sparse.csr_matrix, users: np.ndarray,
     user_factors: np.ndarray, item_factors: np.ndarray,
     events: tuple[np.ndarray, np.ndarray, np.ndarray], settings: BlendSettings,
+    *, als: SourceLists | None = None,
 ) -> BlendChoice | None:
     """Score the blend grid on the time split (models fitted on ``train`` only); None when
     automatic choice is off or there are too few evaluation users to trust it.
 
     ``events``: every event's (user, item, time), for the item-item seeds (latest items).
+    ``als``: the ALS source for ``validation_users(users)`` when already computed (the
+    evaluation ranks those users with the same factors).
     """
-    if not settings.auto or len(users) < MIN_USERS:
+    picked = validation_users(users, settings)
+    if picked is None:
         return None
-    if len(users) > MAX_USERS:
-        users = np.sort(np.random.default_rng(0).choice(users, MAX_USERS, replace=False))
-    sources = {"als": als_source(user_factors, item_factors, train, users),
+    users = picked
+    sources = {"als": als if als is not None else als_source(user_factors, item_factors, train, users),
                "popularity": popularity_source(train_popularity(train, events, settings), train, users)}
     if settings.wants("itemitem"):
         similarity = fit_itemitem(train, settings.itemitem_k).similarity

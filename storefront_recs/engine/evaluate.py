@@ -6,21 +6,24 @@ did not interact with in training is ranked. Recall@k is hits / min(|test|, k); 
 share of items that appear in at least one top-10 list. The popularity baseline (items ranked
 by training-set strength) is scored the same way in the same run.
 
-Ranking is vectorised per block of 256 users: one matrix product scores the whole catalogue, the
-user's training items are masked, ``np.argpartition`` finds the top k. A scorer with the same
+Ranking is vectorised per block of 128 users: one matrix product scores the whole catalogue, the
+user's training items are masked, ``np.argpartition`` finds the top k; two blocks are ranked at
+a time in threads (both steps release the GIL), the metrics summed in block order. A scorer with the same
 ranking for everyone (popularity) is sorted once and each user skips their seen items.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 
 KS = (10, 20)
-BATCH = 256  # users per block: a block's scores and argpartition indexes are ~60 MB at 20k items
+BATCH = 128  # users per block: a block's scores and argpartition indexes are ~30 MB at 20k items (two at a time)
+RANK_THREADS = 2  # blocks ranked at the same time
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,21 @@ class Scorer:
     shared_order: np.ndarray | None = None
 
 
+@dataclass
+class TopLists:
+    """Each of some evaluated ``users``' best ``depth`` unseen items and their scores, kept from
+    the scores ``evaluate_scorer`` computes anyway (the blend choice reuses them for ALS)."""
+
+    users: np.ndarray  # a subset of the evaluated users
+    depth: int
+    ids: np.ndarray | None = None  # len(users) x depth, best first
+    scores: np.ndarray | None = None  # the same shape; -inf where fewer unseen items
+
+    def lists(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(ids, scores)`` once filled, else None."""
+        return None if self.ids is None or self.scores is None else (self.ids, self.scores)
+
+
 def _row_of_entries(m: sparse.csr_matrix) -> np.ndarray:
     return np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
 
@@ -46,13 +64,8 @@ def top_k_scored(scores: np.ndarray, seen: sparse.csr_matrix, k: int) -> tuple[n
     ``k`` unseen columns.
     """
     scores[_row_of_entries(seen), seen.indices] = -np.inf
-    n = scores.shape[1]
-    part = np.argpartition(scores, n - k, axis=1)[:, n - k :] if k < n else \
-        np.broadcast_to(np.arange(n), scores.shape).copy()
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    top = np.take_along_axis(part, order, axis=1)
-    return top, np.take_along_axis(part_scores, order, axis=1) > -np.inf
+    top, top_scores = _top_scores(scores, k)
+    return top, top_scores > -np.inf
 
 
 def top_k_shared(ranking: np.ndarray, seen: sparse.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,12 +87,24 @@ def top_k_shared(ranking: np.ndarray, seen: sparse.csr_matrix, k: int) -> tuple[
     return top, valid
 
 
+def _top_scores(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` best columns of ``scores`` and their scores, best first."""
+    n = scores.shape[1]
+    part = np.argpartition(scores, n - k, axis=1)[:, n - k :] if k < n else \
+        np.broadcast_to(np.arange(n), scores.shape).copy()
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
+
+
 def evaluate_scorer(
-    scorer: Scorer, train: sparse.csr_matrix, test: sparse.csr_matrix, users: np.ndarray
+    scorer: Scorer, train: sparse.csr_matrix, test: sparse.csr_matrix, users: np.ndarray,
+    *, keep: TopLists | None = None,
 ) -> dict[str, float]:
     """NDCG@10, Recall@10/20 and coverage of one scorer on the given test users.
 
-    Every item is ranked; the user's training items are filtered out.
+    Every item is ranked; the user's training items are filtered out. With ``keep`` (a scorer
+    without a shared order), its users' top lists are filled in from the same scores.
     """
     n_items = train.shape[1]
     k_max = min(max(KS), n_items)
@@ -92,24 +117,44 @@ def evaluate_scorer(
     recall: dict[int, list[np.ndarray]] = {k: [] for k in KS}
     shown = np.zeros(n_items, dtype=bool)
     items = np.ascontiguousarray(scorer.items, dtype=np.float32)
-    for start in range(0, len(users), BATCH):
-        batch = users[start : start + BATCH]
+    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def rank(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+        """A block's top ``k_max`` (and its kept users' top lists)."""
         seen = train[batch]
         if scorer.shared_order is not None:
-            top, valid = top_k_shared(scorer.shared_order, seen, k_max)
-        else:
-            scores = np.ascontiguousarray(scorer.queries(batch), dtype=np.float32) @ items.T
-            top, valid = top_k_scored(scores, seen, k_max)
-        truth = test[batch]
-        truth_keys = _row_of_entries(truth).astype(np.int64) * n_items + truth.indices
-        top_keys = np.arange(len(batch), dtype=np.int64)[:, np.newaxis] * n_items + top
-        hits = np.isin(top_keys, truth_keys) & valid
-        n_true = np.diff(truth.indptr)
-        shown[top[:, :k10][valid[:, :k10]]] = True
-        dcg = (hits[:, :10] * discounts[:k10]).sum(axis=1)
-        ndcg.append(dcg / np.maximum(ideal_by_count[np.minimum(n_true, 10)], 1e-12))
-        for k in KS:
-            recall[k].append(hits[:, :k].sum(axis=1) / np.maximum(np.minimum(n_true, k), 1))
+            return *top_k_shared(scorer.shared_order, seen, k_max), None
+        scores = np.ascontiguousarray(scorer.queries(batch), dtype=np.float32) @ items.T
+        top, valid = top_k_scored(scores, seen, k_max)
+        if keep is None:
+            return top, valid, None
+        rows = np.isin(batch, keep.users)  # ``scores`` now has the seen items at -inf
+        return top, valid, (batch[rows], *_top_scores(scores[rows], min(keep.depth, n_items)))
+
+    batches = [users[start : start + BATCH] for start in range(0, len(users), BATCH)]
+    # blocks are ranked two at a time: their matrix product and argpartition release the GIL
+    with ThreadPoolExecutor(RANK_THREADS, thread_name_prefix="recs-eval") as pool:
+        for batch, (top, valid, kept_block) in zip(batches, pool.map(rank, batches), strict=True):
+            if kept_block is not None:
+                kept.append(kept_block)
+            truth = test[batch]
+            truth_keys = _row_of_entries(truth).astype(np.int64) * n_items + truth.indices
+            top_keys = np.arange(len(batch), dtype=np.int64)[:, np.newaxis] * n_items + top
+            hits = np.isin(top_keys, truth_keys) & valid
+            n_true = np.diff(truth.indptr)
+            shown[top[:, :k10][valid[:, :k10]]] = True
+            dcg = (hits[:, :10] * discounts[:k10]).sum(axis=1)
+            ndcg.append(dcg / np.maximum(ideal_by_count[np.minimum(n_true, 10)], 1e-12))
+            for k in KS:
+                recall[k].append(hits[:, :k].sum(axis=1) / np.maximum(np.minimum(n_true, k), 1))
+    if keep is not None and kept:
+        kept_users = np.concatenate([k[0] for k in kept])
+        at = np.searchsorted(kept_users, keep.users, sorter=np.argsort(kept_users))
+        by_user = np.argsort(kept_users)[np.minimum(at, len(kept_users) - 1)]
+        if not np.array_equal(kept_users[by_user], keep.users):
+            raise ValueError("TopLists.users must be a subset of the evaluated users")
+        keep.ids = np.concatenate([k[1] for k in kept])[by_user]
+        keep.scores = np.concatenate([k[2] for k in kept])[by_user]
     return {
         "ndcg@10": float(np.concatenate(ndcg).mean()),
         "recall@10": float(np.concatenate(recall[10]).mean()),

@@ -20,10 +20,24 @@ from .. import leases
 from ..db import utcnow
 from ..models import ModelRun
 from . import ease as ease_model
-from .blend_tuning import BlendChoice, BlendSettings, select_blend
+from .blend_tuning import (
+    DEPTH,
+    BlendChoice,
+    BlendSettings,
+    als_lists,
+    select_blend,
+    validation_users,
+)
 from .bundle import BundleParts, BundleStore, new_version, write_parts
 from .data import Interactions, MatrixConfig, describe, holdout_split, load_interactions
-from .evaluate import compare, evaluate_scorer, factor_scorer, holdout_users, popularity_scorer
+from .evaluate import (
+    TopLists,
+    compare,
+    evaluate_scorer,
+    factor_scorer,
+    holdout_users,
+    popularity_scorer,
+)
 from .models import (
     ALSParams,
     fit_als,
@@ -160,16 +174,21 @@ def run_pipeline(
     with clock.stage("evaluate"):
         users = holdout_users(test_m, settings.eval_max_users, p.seed)
         counts["test_users"] = len(users)
+        # the blend choice's ALS lists come from the same scores (its users are a subset)
+        blend_users = validation_users(users, settings.blend) if publish else None
+        kept = TopLists(blend_users, DEPTH) if blend_users is not None else None
         ours = evaluate_scorer(factor_scorer(eval_model.user_factors, eval_model.item_factors),
-                               train_m, test_m, users)
+                               train_m, test_m, users, keep=kept)
         metrics = compare(ours, evaluate_scorer(popularity_scorer(train_m), train_m, test_m, users))
     report = TrainReport(status="evaluated", metrics=metrics, counts=counts)
     if not publish:
         report.timings = {**clock.timings, "total": clock.total()}
         return report
     with clock.stage("blend"):
+        kept_lists = kept.lists() if kept is not None else None
+        als = als_lists(*kept_lists) if kept_lists is not None else None
         choice = select_blend(train_m, test_m, users, eval_model.user_factors, eval_model.item_factors,
-                              (inter.users, inter.items, inter.ts), settings.blend)
+                              (inter.users, inter.items, inter.ts), settings.blend, als=als)
     blend = choice.weights if choice is not None else settings.blend.configured
     with clock.stage("ease"):
         ease = ease_model.fit_ease(full_m, settings.blend.ease_lambda, settings.blend.ease_k) \
