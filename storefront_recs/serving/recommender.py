@@ -195,7 +195,7 @@ class Recommender:
     def _state_key(self, bundle: ModelBundle, context: Mapping[str, Any]) -> tuple[Any, ...]:
         """What every answer depends on besides the request: the model, the catalogue (and so
         the new items and stock), and the popularity lists of this moment."""
-        return bundle.version, self.catalog.version, self.popularity.state(context)
+        return bundle.version, self.catalog.version, self.popularity.state(bundle, self.catalog, context)
 
     def _similar_candidates(self, bundle: ModelBundle, item_id: str, n: int,
                             settings: Settings | None = None) -> Candidates:
