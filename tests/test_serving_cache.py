@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -163,6 +164,24 @@ def test_changing_a_returned_answer_leaves_the_cached_one_alone(shop: Flask) -> 
         similar = recs.similar_items("tea-1", n=5)
         assert len(similar) == 5
         similar.clear()
+
+
+def test_the_json_of_a_cached_answer_is_that_of_each_copy_as_changed(shop: Flask) -> None:
+    recs: Recs = shop.extensions["storefront_recs"].recs
+    visitor = Visitor(user_key=None, anonymous_id="json-copies-visitor-1")
+    recs.track("view", anonymous_id=visitor.anonymous_id, item_id="tea-2")
+    with shop.app_context():
+        for change in ("none", "variant", "items", "source", "none"):
+            answer = recs.for_you_answer(visitor, n=5)
+            assert json.loads(answer.to_json()) == answer.to_dict()  # made, or taken from the cached one
+            if change == "variant":
+                answer.variant = "exp:b"
+            elif change == "items":
+                answer.items.pop(0)
+            elif change == "source":
+                answer.source = "fallback"
+            assert json.loads(answer.to_json()) == answer.to_dict(), change
+    assert cached_answers(shop, "for-you") == 1
 
 
 def test_history_key_changes_with_any_event_and_when_one_leaves_the_session() -> None:
