@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any
@@ -71,7 +71,7 @@ class Answer:
 
     def copy(self) -> Answer:
         """A copy whose item list and variant the caller may change (items are immutable)."""
-        return replace(self, items=list(self.items))
+        return Answer(list(self.items), self.model_version, self.source, self.variant, self.encoded)
 
 
 @dataclass(frozen=True)
