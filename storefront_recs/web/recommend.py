@@ -116,7 +116,7 @@ def _answer(answer: Answer, personal: bool = False, variant: ServedVariant | Non
     response = current_app.response_class(answer.to_json() + "\n", mimetype="application/json")
     if personal:
         response.headers["Cache-Control"] = PERSONAL
-        response.vary.add("Cookie")
+        response.headers["Vary"] = "Cookie"  # a new response has no Vary yet (response.vary parses it)
     return response
 
 
