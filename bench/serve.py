@@ -156,8 +156,11 @@ def run_wrk(base: str, paths: list[str], cookies: list[str], seconds: float, wor
     script = work / f"wrk-{uuid.uuid4().hex[:6]}.lua"
     script.write_text(WRK_SCRIPT % (",".join(json.dumps(p) for p in paths), ",".join(json.dumps(c) for c in cookies)))
     cpu_before = workers_cpu(server)
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script), base],
-                         capture_output=True, text=True, check=True).stdout
+    try:
+        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script),
+                              base], capture_output=True, text=True, check=True).stdout
+    finally:
+        script.unlink()  # a kept --shop directory would collect one per run
     cpu = workers_cpu(server) - cpu_before
     def latency(label: str) -> float:
         match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
