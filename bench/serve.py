@@ -7,6 +7,10 @@ throughput, p50/p99 latency and worker CPU per request of similar items, for-you
 model, so every answer folds them in) and a bare Flask JSON endpoint on the same server; the
 time from a posted product view to a changed for-you answer; and Annoy against exact top-k on
 the trained factors (recall@10 and time per query). Needs `wrk` (apt-get install wrk).
+
+With ``--in-process`` it measures instead, in one process with Flask's test client, the CPU per
+request of the same endpoints on the same shop (two apps standing for the two workers): a
+profile-friendly view of the workers' cost that load on a shared machine disturbs less.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -151,8 +156,11 @@ def run_wrk(base: str, paths: list[str], cookies: list[str], seconds: float, wor
     script = work / f"wrk-{uuid.uuid4().hex[:6]}.lua"
     script.write_text(WRK_SCRIPT % (",".join(json.dumps(p) for p in paths), ",".join(json.dumps(c) for c in cookies)))
     cpu_before = workers_cpu(server)
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script), base],
-                         capture_output=True, text=True, check=True).stdout
+    try:
+        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script),
+                              base], capture_output=True, text=True, check=True).stdout
+    finally:
+        script.unlink()  # a kept --shop directory would collect one per run
     cpu = workers_cpu(server) - cpu_before
     def latency(label: str) -> float:
         match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -215,6 +223,61 @@ def ann_vs_exact(model_dir: str, queries: int = 500) -> list[tuple[str, float, f
     return rows
 
 
+def in_process(env: dict[str, str], visitors: int, n_items: int, repeats: int = 3) -> None:
+    """CPU per request inside one process (Flask's test client, no gunicorn or wrk): two apps on
+    the shop stand for the two workers, so each visitor's first for-you answer is computed once
+    in each, as under gunicorn. process_time counts only this process, so other load on the
+    machine disturbs it less than req/s (the test client's own work is included for every row)."""
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT / "bench"))
+    from serve_app import create_app
+
+    apps = [create_app(), create_app()]
+    clients = [app.test_client() for app in apps]
+    for client in clients:  # model bundle and catalogue cache load on the first request
+        client.get("/recs/api/v1/similar/sku-1?n=8")
+    rng = random.Random(2)
+    cookies = []
+    for _ in range(visitors):
+        clients[0].delete_cookie("recs_aid")
+        events = [{"event_id": str(uuid.uuid4()), "type": "view",
+                   "item_id": f"sku-{min(int(rng.paretovariate(1.2)), n_items) - 1}"} for _ in range(3)]
+        clients[0].post("/recs/api/v1/events", data=json.dumps({"events": events}), content_type="text/plain")
+        cookies.append(clients[0].get_cookie("recs_aid").value)  # type: ignore[union-attr]
+    similar = [f"/recs/api/v1/similar/sku-{min(int(rng.paretovariate(1.2)), n_items) - 1}?n=8" for _ in range(2000)]
+
+    def get(i: int, path: str) -> None:
+        """A request of a visitor: every row sends the cookie, so the test client's own work on
+        it is the same in each row."""
+        client = clients[i % 2]
+        client.set_cookie("recs_aid", cookies[(i // 2) % len(cookies)])
+        client.get(path)
+
+    def for_you(i: int) -> None:
+        get(i, "/recs/api/v1/for-you?n=8")
+
+    def cpu_ms(request: Callable[[int], object], count: int) -> float:
+        started = time.process_time()
+        for i in range(count):
+            request(i)
+        return (time.process_time() - started) / count * 1000
+
+    first = cpu_ms(for_you, 2 * len(cookies))  # each visitor's first answer in each app
+    count = 10 * len(cookies)
+    rows: dict[str, list[float]] = {"bare": [], "similar": [], "for-you, repeat": []}
+    cpu_ms(lambda i: get(i, similar[i % len(similar)]), len(similar) * 2)  # fill the caches
+    for _ in range(repeats):  # interleaved, so a change of load on the machine hits every row alike
+        rows["bare"].append(cpu_ms(lambda i: get(i, "/bare"), count))
+        rows["similar"].append(cpu_ms(lambda i: get(i, similar[i % len(similar)]), count))
+        rows["for-you, repeat"].append(cpu_ms(for_you, count))
+    bare = statistics.median(rows["bare"])
+    print(f"\nin-process CPU per request (median of {repeats}; {len(cookies)} visitors, 2 apps)")
+    print(f"{'requests':<40} {'cpu ms':>7} {'x bare':>7}")
+    for name, values in rows.items():
+        print(f"{name:<40} {statistics.median(values):>7.3f} {bare / statistics.median(values):>7.2f}")
+    print(f"{'for-you, first answer in each app':<40} {first:>7.3f} {bare / first:>7.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
@@ -223,8 +286,10 @@ def main() -> None:
     parser.add_argument("--visitors", type=int, default=500)
     parser.add_argument("--shop", type=Path, help="keep the built shop in this directory and reuse it when "
                         "it is already there (repeat runs skip loading and training)")
+    parser.add_argument("--in-process", action="store_true", help="measure CPU per request in this process "
+                        "(Flask's test client) instead of gunicorn and wrk; wrk is then not needed")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.in_process:
         raise SystemExit("wrk is needed: apt-get install wrk")
     work = args.shop or Path(tempfile.mkdtemp(prefix="recs-bench-serve-"))
     try:
@@ -232,6 +297,9 @@ def main() -> None:
         if not (work / "models" / "CURRENT").exists():
             work.mkdir(parents=True, exist_ok=True)
             build_shop(work, args.items, args.events)
+        if args.in_process:
+            in_process(env, args.visitors, args.items)
+            return
         server, base = start_server(env)
         try:
             cookies = make_visitors(base, args.visitors, args.items)

@@ -194,6 +194,7 @@ def test_another_visitors_recommendations_cannot_be_read(shop: Flask) -> None:
     assert get(mallory, "for-you", n=5, user_id="alice")["source"] == "fallback"
     response = mallory.get("/recs/api/v1/for-you", query_string={"user_id": "alice"})
     assert response.headers["Cache-Control"] == "private, no-store"
+    assert response.headers.getlist("Vary") == ["Cookie"]  # shared caches keep answers apart by cookie
 
 
 def test_pins_boosts_and_diversity(tmp_path: Path, sqlite_uri: str) -> None:

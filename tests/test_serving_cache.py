@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from test_serving import SHOP_CONFIG, get, view
 
 from storefront_recs import Recs
 from storefront_recs.db import utcnow
+from storefront_recs.serving import popularity
 from storefront_recs.serving.answer_keys import frozen, history_key
 from storefront_recs.serving.api import recommender
 from storefront_recs.serving.rules import Filters
@@ -69,6 +71,46 @@ def test_a_cached_answer_changes_when_an_item_in_it_goes_out_of_stock(shop: Flas
         assert len(answer) == 6 and not set(answer) & set(gone), (path, answer, gone)
 
 
+def later(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """The serving clock (``time.monotonic``) moved on by ``seconds``."""
+    clock = time.monotonic
+    monkeypatch.setattr(popularity.time, "monotonic", lambda: clock() + seconds)
+
+
+def test_cached_answers_outlive_the_minute_of_the_category_lists(shop: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a model, the category lists change only with the model or the catalogue, so the
+    minute they are remade in is no reason to compute every cached answer again."""
+    client = shop.test_client()
+    view(client, "garden-3")
+    for_you, similar = get(client, "for-you", n=6), get(client, "similar/tea-2", n=6)
+    later(monkeypatch, 3 * popularity.CATEGORY_REFRESH_SECONDS)
+    assert get(client, "for-you", n=6) == for_you and get(client, "similar/tea-2", n=6) == similar
+    assert cached_answers(shop, "for-you") == 1 and cached_answers(shop, "similar") == 1
+
+
+def test_category_lists_behind_the_catalogue_are_remade_when_due(shop: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lists made before a catalogue change serve for at most a minute, and answers cached with
+    them no longer: the key says they lag until they are made again."""
+    state = shop.extensions["storefront_recs"]
+    rec = recommender(state)
+    with shop.app_context():
+        bundle = rec.bundle()
+        assert bundle is not None
+        rec.catalog.refresh()
+        assert "tea-1" in rec.popularity.ranked_in_category(bundle, rec.catalog, "tea")
+        current = rec.popularity.state(bundle, rec.catalog, {})
+        state.recs.catalog.upsert([{"id": "tea-1", "title": "Tea thing 1", "category": "books"}])
+        rec.catalog.refresh()
+        lagging = rec.popularity.state(bundle, rec.catalog, {})
+        assert lagging != current
+        assert "tea-1" not in rec.popularity.ranked_in_category(bundle, rec.catalog, "books")  # made a moment ago
+        later(monkeypatch, popularity.CATEGORY_REFRESH_SECONDS + 1)
+        assert rec.popularity.state(bundle, rec.catalog, {}) != lagging
+        assert "tea-1" in rec.popularity.ranked_in_category(bundle, rec.catalog, "books")
+        assert "tea-1" not in rec.popularity.ranked_in_category(bundle, rec.catalog, "tea")
+        assert rec.popularity.state(bundle, rec.catalog, {}) == current  # up to date: nothing lags
+
+
 def test_cached_answers_change_with_a_new_model(shop: Flask) -> None:
     recs: Recs = shop.extensions["storefront_recs"].recs
     client = shop.test_client()
@@ -122,6 +164,24 @@ def test_changing_a_returned_answer_leaves_the_cached_one_alone(shop: Flask) -> 
         similar = recs.similar_items("tea-1", n=5)
         assert len(similar) == 5
         similar.clear()
+
+
+def test_the_json_of_a_cached_answer_is_that_of_each_copy_as_changed(shop: Flask) -> None:
+    recs: Recs = shop.extensions["storefront_recs"].recs
+    visitor = Visitor(user_key=None, anonymous_id="json-copies-visitor-1")
+    recs.track("view", anonymous_id=visitor.anonymous_id, item_id="tea-2")
+    with shop.app_context():
+        for change in ("none", "variant", "items", "source", "none"):
+            answer = recs.for_you_answer(visitor, n=5)
+            assert json.loads(answer.to_json()) == answer.to_dict()  # made, or taken from the cached one
+            if change == "variant":
+                answer.variant = "exp:b"
+            elif change == "items":
+                answer.items.pop(0)
+            elif change == "source":
+                answer.source = "fallback"
+            assert json.loads(answer.to_json()) == answer.to_dict(), change
+    assert cached_answers(shop, "for-you") == 1
 
 
 def test_history_key_changes_with_any_event_and_when_one_leaves_the_session() -> None:

@@ -109,14 +109,18 @@ def row_norms(vectors: np.ndarray) -> np.ndarray:
 class NormOrderedIndex:
     """Exact top-k by dot product that usually reads a fraction of the rows.
 
-    Rows are kept sorted by norm, largest first, and scanned in growing blocks; since
-    ``q·row <= |q|·|row|``, the scan stops once no row left can beat the k-th best score found.
-    Answers are those of a full scan (the same items and scores); collaborative factors, whose
-    norms fall steeply from popular items to the long tail, are where this saves most.
+    Rows are kept sorted by norm, largest first. Since ``q·row <= |q|·|row|``, once ``n`` scores
+    are known no row whose norm is below (their least) / ``|q|`` can enter the top: the scan
+    reads the first block, then only up to that norm, in blocks that move the bound up as
+    better scores turn up. Only scores that can still enter the top are kept between blocks.
+    Answers are those of a full scan (the same items and scores; ties by norm order);
+    collaborative factors, whose norms fall steeply from popular items to the long tail, are
+    where this saves most.
     """
 
     FIRST_BLOCK = 2048
-    GROWTH = 2.0
+    GROWTH = 16.0  # the first block's bound is usually final: few, large blocks up to it
+    SLACK = 1e-6  # relative: rows on the bound are read, whatever the rounding of |q|·|row|
 
     def __init__(self, vectors: np.ndarray) -> None:
         norms = np.linalg.norm(vectors, axis=1).astype(np.float32)
@@ -125,33 +129,42 @@ class NormOrderedIndex:
         self.position[self.order] = np.arange(len(self.order))
         self.vectors = np.ascontiguousarray(vectors[self.order], dtype=np.float32)
         self.norms = norms[self.order]
+        self._descending = -self.norms  # ascending, for searchsorted
 
     def query(self, vector: np.ndarray, n: int, exclude: Iterable[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` rows by ``vector · row`` (original row numbers), best first, minus ``exclude``."""
         query = np.asarray(vector, dtype=np.float32).ravel()
-        skip = np.sort(self.position[np.fromiter((int(i) for i in exclude), dtype=np.int64)])
+        skip = self.position[np.fromiter((int(i) for i in exclude), dtype=np.int64)]
         total = len(self.vectors)
         n = min(n, max(total - len(skip), 0))
         if n <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         query_norm = float(np.linalg.norm(query))
-        best_rows, best_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
-        start, block = 0, self.FIRST_BLOCK
-        while start < total:
-            if len(best_rows) >= n and query_norm * float(self.norms[start]) < float(best_scores.min()):
-                break
-            end = min(start + block, total)
-            scores = self.vectors[start:end] @ query
-            skipped = skip[(skip >= start) & (skip < end)]
-            scores[skipped - start] = -np.inf
-            rows = np.concatenate([best_rows, np.arange(start, end)])
-            scores = np.concatenate([best_scores, scores])
-            if len(rows) > n:
-                top = np.argpartition(-scores, n - 1)[:n]
+        rows, scores = np.zeros(0, np.int64), np.zeros(0, np.float32)  # those that may be in the top
+        least = -np.inf  # the n-th best score so far: no lower score can be in the top
+        start, end, block = 0, min(self.FIRST_BLOCK, total), float(self.FIRST_BLOCK)
+        while start < end:
+            found = self.vectors[start:end] @ query
+            if len(skip):
+                inside = skip[(skip >= start) & (skip < end)]
+                found[inside - start] = -np.inf
+            keep = np.flatnonzero(found >= least)
+            rows = np.concatenate([rows, keep + start])
+            scores = np.concatenate([scores, found[keep]])
+            if len(scores) >= n:
+                least = max(float(np.partition(scores, len(scores) - n)[len(scores) - n]), least)
+                top = scores >= least
                 rows, scores = rows[top], scores[top]
-            best_rows, best_scores = rows, scores
-            start, block = end, int(block * self.GROWTH)
-        keep = best_scores > -np.inf
-        best_rows, best_scores = best_rows[keep], best_scores[keep]
-        order = np.lexsort((best_rows, -best_scores))
-        return self.order[best_rows[order]].astype(np.int64), best_scores[order].astype(np.float32)
+            start = end
+            limit = total
+            if least > -np.inf and query_norm > 0:
+                bound = least / query_norm
+                bound -= abs(bound) * self.SLACK
+                # (a float32 needle: a Python float would cast the whole array first)
+                limit = int(np.searchsorted(self._descending, np.float32(-bound), side="right"))
+            block *= self.GROWTH
+            end = min(limit, start + int(block))
+        found_any = scores > -np.inf
+        rows, scores = rows[found_any], scores[found_any]
+        order = np.lexsort((rows, -scores))[:n]
+        return self.order[rows[order]].astype(np.int64), scores[order].astype(np.float32)

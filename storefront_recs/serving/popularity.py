@@ -36,7 +36,8 @@ class PopularityIndex:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._ranked: dict[tuple[str, int, int], list[str]] = {}
-        self._by_category: tuple[tuple[str, int], dict[str, list[str]]] | None = None
+        # (what they were made from, when, the lists by category)
+        self._by_category: tuple[tuple[Any, ...], float, dict[str, list[str]]] | None = None
         self._db_ranked: tuple[float, list[str]] | None = None
         self._lock = threading.Lock()
 
@@ -62,17 +63,28 @@ class PopularityIndex:
         segment = context.get("segment")
         return _segment_first(ranked, catalog, segment) if isinstance(segment, dict) and segment else ranked
 
-    def state(self, context: Mapping[str, Any]) -> tuple[int, int, int]:
+    def state(self, bundle: ModelBundle, catalog: CatalogCache, context: Mapping[str, Any]) -> tuple[Any, ...]:
         """What :meth:`ranked` and :meth:`ranked_in_category` answer from besides the bundle,
-        the catalogue and the context: the hour and weekday, and the category lists' period."""
+        the catalogue and the context: the hour and weekday, and whether the category lists
+        lag behind the catalogue (then the time they were made, until they are due again).
+
+        Lists made from this bundle and catalogue (or to be made from them on first use) depend
+        on nothing else, so answers cached with them stay valid as long as those do.
+        """
         now = _moment(context)
-        return now.hour, now.weekday(), int(time.monotonic() // CATEGORY_REFRESH_SECONDS)
+        cached = self._by_category
+        lagging = (cached is not None and cached[0] != (bundle.version, catalog.version)
+                   and cached[0][0] == bundle.version and not _due(cached[1]))
+        return now.hour, now.weekday(), ("lagging", cached[1]) if lagging and cached else None
 
     def ranked_in_category(self, bundle: ModelBundle | None, catalog: CatalogCache, category: str) -> list[str]:
-        """Item ids of one category by overall popularity."""
-        key = (bundle.version if bundle else "db", int(time.monotonic() // CATEGORY_REFRESH_SECONDS))
+        """Item ids of one category by overall popularity. With a model they are made again for
+        a new model at once and for a changed catalogue at most once a minute; without one,
+        from the database once a minute."""
+        key: tuple[Any, ...] = (("db", int(time.monotonic() // CATEGORY_REFRESH_SECONDS)) if bundle is None
+                                else (bundle.version, catalog.version))
         cached = self._by_category
-        if cached is None or cached[0] != key:
+        if cached is None or (cached[0] != key and (cached[0][0] != key[0] or _due(cached[1]))):
             groups: dict[str, list[str]] = {}
             if bundle is None:
                 source = self._from_database()
@@ -82,9 +94,9 @@ class PopularityIndex:
                 item = catalog.get(item_id)
                 if item is not None and item.category:
                     groups.setdefault(item.category, []).append(item_id)
-            cached = (key, groups)
+            cached = (key, time.monotonic(), groups)
             self._by_category = cached
-        return cached[1].get(category, [])
+        return cached[2].get(category, [])
 
     def _from_database(self) -> list[str]:
         cached = self._db_ranked
@@ -102,6 +114,10 @@ class PopularityIndex:
             ranked = [str(row[0]) for row in conn.execute(stmt)]
         self._db_ranked = (time.monotonic(), ranked)
         return ranked
+
+
+def _due(made_at: float) -> bool:
+    return time.monotonic() - made_at >= CATEGORY_REFRESH_SECONDS
 
 
 def _moment(context: Mapping[str, Any]) -> datetime:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any
@@ -46,6 +46,9 @@ class Answer:
     model_version: str | None
     source: str  # "model" when any item came from the model, else "fallback"
     variant: str | None = None  # "experiment:variant" when an A/B test shaped the answer
+    # JSON made of this answer, shared with its copies: (variant, version, source) -> (items, text)
+    encoded: dict[tuple[str | None, ...], tuple[tuple[Recommendation, ...], str]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,9 +58,20 @@ class Answer:
             "variant": self.variant,
         }
 
+    def to_json(self) -> str:
+        """``to_dict()`` as compact JSON with sorted keys. A cached answer's copies share it:
+        it is made once per variant, and again only for a copy whose items were changed."""
+        key = (self.variant, self.model_version, self.source)
+        items = tuple(self.items)
+        made = self.encoded.get(key)
+        if made is None or made[0] != items:  # items are immutable: equal tuples, equal JSON
+            made = (items, json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True))
+            self.encoded[key] = made
+        return made[1]
+
     def copy(self) -> Answer:
         """A copy whose item list and variant the caller may change (items are immutable)."""
-        return replace(self, items=list(self.items))
+        return Answer(list(self.items), self.model_version, self.source, self.variant, self.encoded)
 
 
 @dataclass(frozen=True)
@@ -195,7 +209,7 @@ class Recommender:
     def _state_key(self, bundle: ModelBundle, context: Mapping[str, Any]) -> tuple[Any, ...]:
         """What every answer depends on besides the request: the model, the catalogue (and so
         the new items and stock), and the popularity lists of this moment."""
-        return bundle.version, self.catalog.version, self.popularity.state(context)
+        return bundle.version, self.catalog.version, self.popularity.state(bundle, self.catalog, context)
 
     def _similar_candidates(self, bundle: ModelBundle, item_id: str, n: int,
                             settings: Settings | None = None) -> Candidates:

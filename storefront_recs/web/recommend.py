@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, NoReturn
 
@@ -113,12 +112,11 @@ def _answer(answer: Answer, personal: bool = False, variant: ServedVariant | Non
     if variant is not None:
         answer.variant = variant.tag
         personal = True  # the variant depends on who asks
-    # The bytes jsonify writes outside debug mode, without its per-call provider overhead.
-    body = json.dumps(answer.to_dict(), separators=(",", ":"), sort_keys=True)
-    response = current_app.response_class(body + "\n", mimetype="application/json")
+    # The bytes jsonify writes outside debug mode, made once per cached answer (and variant).
+    response = current_app.response_class(answer.to_json() + "\n", mimetype="application/json")
     if personal:
         response.headers["Cache-Control"] = PERSONAL
-        response.vary.add("Cookie")
+        response.headers["Vary"] = "Cookie"  # a new response has no Vary yet (response.vary parses it)
     return response
 
 
