@@ -11,11 +11,14 @@ import pytest
 from flask import Flask
 from sqlalchemy import insert
 
+from storefront_recs.engine import data
 from storefront_recs.engine.data import (
     _SEP,
     MatrixConfig,
     _epoch,
+    _Keys,
     _packed_epoch,
+    _Vocab,
     decay,
     dedup_mask,
     holdout_split,
@@ -171,3 +174,64 @@ def test_lex_order_is_lexsort_with_ties() -> None:
 ])
 def test_packed_sqlite_times_parse_like_one_text_at_a_time(texts: list[str]) -> None:
     assert np.array_equal(_packed_epoch(_SEP.join(texts), len(texts)), _epoch(texts))
+
+
+# ids that differ only in length, trailing NULs, bytes past 8 and 16, non-ASCII and empty
+ODD_IDS = ["", "a", "a\x00", "a\x00\x00", "ab", "item-1", "item-10", "item-100000", "abcdefgh",
+           "abcdefgh\x00", "abcdefghi", "abcdefghijklmnopq", "blå", "bl\u00e5x", "\U0001f600", "z" * 40]
+
+
+def reference_codes(chunks: list[list[str]], fixed: list[str]) -> tuple[list[str], list[int]]:
+    every = [v for chunk in chunks for v in chunk]
+    vocab = list(dict.fromkeys(fixed)) + sorted(set(every) - set(fixed))
+    return vocab, [vocab.index(v) for v in every]
+
+
+def vocab_of(chunks: list[list[str]], fixed: list[str], *, packed: bool) -> tuple[list[str], list[int]]:
+    vocab = _Vocab(fixed)
+    for chunk in chunks:
+        keys = _Keys.packed(_SEP.join(chunk), len(chunk)) if packed else _Keys.of(chunk)
+        assert keys is not None
+        vocab.add(keys)
+    ids, codes = vocab.codes()
+    return ids, codes.tolist()
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_vocabulary_from_bytes_matches_python_strings(packed: bool) -> None:
+    rng = np.random.default_rng(3)
+    chunks = [[ODD_IDS[k] for k in rng.integers(0, len(ODD_IDS), size)] for size in (1, 40, 7, 300)]
+    chunks.append(["only-in-the-last-chunk-and-longer-than-the-rest", "a"])
+    fixed = ["item-10", "never-seen", "a", "item-10"]
+    assert vocab_of(chunks, fixed, packed=packed) == reference_codes(chunks, fixed)
+    assert vocab_of([], fixed, packed=packed) == (["item-10", "never-seen", "a"], [])
+
+
+def test_keys_decode_back_to_the_same_strings() -> None:
+    keys = _Keys.of(ODD_IDS)
+    assert keys.decode() == ODD_IDS
+    assert keys.take(np.array([3, 0, 15])).decode() == [ODD_IDS[3], "", ODD_IDS[15]]
+
+
+def test_a_separator_inside_a_packed_id_is_detected() -> None:
+    assert _Keys.packed(_SEP.join(["a", "b" + _SEP + "c"]), 2) is None
+    assert _Keys.packed("", 1) is not None
+
+
+def test_hash_collisions_fall_back_to_comparing_the_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    chunks = [ODD_IDS, ODD_IDS[::-1], ["a", "b", "a"]]
+    expected = reference_codes(chunks, ["b"])
+    monkeypatch.setattr(data, "_hash", lambda keys: np.zeros(len(keys), np.uint64))  # every id collides
+    assert vocab_of(chunks, ["b"], packed=False) == expected
+
+
+def test_unusual_ids_read_back_from_the_database(app: Flask) -> None:
+    users = ["ü", "u", "uu", "u-with-a-much-longer-key-than-the-others", "日本"]
+    items = ["i", "i-2", "ï", "item-" + "x" * 100]
+    pairs = [(u, i) for n, u in enumerate(users) for m, i in enumerate(items) if (n + m) % 3]
+    store(app, [event(u, i, at=T0 + timedelta(minutes=n)) for n, (u, i) in enumerate(pairs)])
+    cfg = MatrixConfig(weights=WEIGHTS, half_life_days=0)
+    inter = load_interactions(app.extensions["storefront_recs"].engine, cfg, chunk_rows=6)
+    assert inter.user_ids == sorted(users) and inter.item_ids == sorted(items)
+    cells = {(inter.user_ids[u], inter.item_ids[i]) for u, i in zip(*inter.matrix().nonzero(), strict=True)}
+    assert cells == set(pairs)

@@ -2,8 +2,8 @@
 
 Events are read in chunks of event ids, each chunk as one row of joined strings computed by the
 database (``group_concat`` / ``string_agg``: the per-row cost of a DBAPI fetch was most of the
-load time), unpacked with ``str.split`` and ``np.fromstring``, ids interned through a dict, then
-weighted, decayed and deduplicated with vectorised numpy.
+load time), unpacked with numpy (ids as bytes: only the distinct ones become Python strings),
+then weighted, decayed and deduplicated with vectorised numpy.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def _events_in(engine: Engine, e: Any, type_names: list[str], lo: int, hi: int) 
 def packed_query(engine: Engine, type_names: list[str], lo: int, hi: int) -> Select[*tuple[Any, ...]]:
     """One row for the events with ids in ``[lo, hi)``: their count and each column joined into
     one string (``group_concat`` / ``string_agg``), so a chunk crosses into Python as six
-    values instead of a tuple per event; numpy and ``str.split`` unpack them."""
+    values instead of a tuple per event; numpy unpacks them."""
     e, cols = _event_columns(engine, type_names)
     inner = select(*(c.label(f"c{n}") for n, c in enumerate(cols))) \
         .where(_events_in(engine, e, type_names, lo, hi)).subquery()
@@ -206,7 +206,7 @@ def _id_range(engine: Engine) -> tuple[int, int]:
 
 def _read_chunks(
     engine: Engine, type_names: list[str], chunk_rows: int
-) -> Iterator[tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray]]:
+) -> Iterator[tuple[_Keys, _Keys, np.ndarray, np.ndarray, np.ndarray]]:
     """(users, items, type codes, quantities, epoch seconds) per chunk of event ids.
 
     One worker thread owns the connection and runs the next chunk's query while this thread
@@ -234,12 +234,12 @@ def _read_chunks(
                 pending = worker.submit(packed, starts[n_chunk + 1]) if n_chunk + 1 < len(starts) else None
                 if not n:
                     continue
-                user_list, item_list = users.split(_SEP), items.split(_SEP)
-                if len(user_list) != n or len(item_list) != n:  # a separator inside an id
+                user_keys, item_keys = _Keys.packed(users, n), _Keys.packed(items, n)
+                if user_keys is None or item_keys is None:  # a separator inside an id
                     u, i, c, q, t = zip(*worker.submit(rows, start).result(), strict=True)
-                    yield list(u), list(i), np.array(c, np.int8), np.array(q, np.int32), _epoch(t)
+                    yield _Keys.of(list(u)), _Keys.of(list(i)), np.array(c, np.int8), np.array(q, np.int32), _epoch(t)
                     continue
-                yield (user_list, item_list, np.fromstring(codes, np.int8, sep=","),
+                yield (user_keys, item_keys, np.fromstring(codes, np.int8, sep=","),
                        np.fromstring(qty, np.int32, sep=","),
                        _packed_epoch(ts, n) if sqlite else np.fromstring(ts, np.float64, sep=","))
         finally:
@@ -267,16 +267,16 @@ def load_interactions(
     parts: list[tuple[np.ndarray, ...]] = []
     total = 0
     if type_names:
-        for user_list, item_list, codes, qty, ts in _read_chunks(engine, type_names, chunk_rows):
-            parts.append((user_vocab.intern(user_list), item_vocab.intern(item_list), codes, qty, ts))
-            total += len(user_list)
+        for user_keys, item_keys, codes, qty, ts in _read_chunks(engine, type_names, chunk_rows):
+            user_vocab.add(user_keys)
+            item_vocab.add(item_keys)
+            parts.append((codes, qty, ts))
+            total += len(user_keys)
             if on_progress is not None:
-                on_progress(len(user_list))
-    arrays = [np.concatenate(col) for col in zip(*parts, strict=True)] if parts else _empty()
-    users, items, types, qty, ts = arrays
-    user_ids, user_map = user_vocab.sorted()
-    item_ids, item_map = item_vocab.sorted()
-    users, items = user_map[users], item_map[items]
+                on_progress(len(user_keys))
+    types, qty, ts = [np.concatenate(col) for col in zip(*parts, strict=True)] if parts else _empty()
+    user_ids, users = user_vocab.codes()
+    item_ids, items = item_vocab.codes()
     order = _event_order(users, items, types, ts, len(item_ids), len(type_names))
     users, items, types, qty, ts = users[order], items[order], types[order], qty[order], ts[order]
     keep = (qty > 0) & dedup_mask(users, items, types, ts, cfg.dedup_seconds, presorted=True)
@@ -316,39 +316,136 @@ def lex_order(key: np.ndarray, then: np.ndarray) -> np.ndarray:
     return np.argsort(key * n + rank)
 
 
-class _Vocab:
-    """Interns ids to codes as they are read; ``sorted`` gives the canonical vocabulary.
+# splitmix64's multipliers: a key's hash mixes its length and each 8-byte word in turn
+_MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+_LOW_BYTES = np.array([(1 << 8 * k) - 1 for k in range(9)], dtype=np.uint64)  # masks of the first k bytes
 
-    The first ``fixed`` ids (the catalogue, already in order) keep their places; the others are
-    sorted. ``intern`` is one ``dict.setdefault`` per value, offering the next number of a
-    counter: a code is the counter's value when the id was first seen, so codes have gaps (a
-    new number is drawn for every value), which ``sorted`` maps away. That single pass costs
-    about half of a set difference followed by a lookup per value.
+
+@dataclass
+class _Keys:
+    """Ids as UTF-8 bytes, zero-padded into 64-bit words (``words[j]`` holds bytes 8j..8j+7 of each
+    id, little-endian) with their byte lengths, so that numpy compares and hashes them."""
+
+    words: list[np.ndarray]
+    lens: np.ndarray
+
+    @classmethod
+    def packed(cls, text: str, n: int) -> _Keys | None:
+        """The ``n`` ids joined by ``_SEP`` in ``text``, or None if it holds more (an id has one)."""
+        buf = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
+        ends = np.flatnonzero(buf == ord(_SEP))
+        if len(ends) != n - 1:
+            return None
+        starts = np.concatenate(([0], ends + 1))
+        return cls._cut(buf, starts, np.concatenate((ends, [len(buf)])) - starts)
+
+    @classmethod
+    def of(cls, values: list[str]) -> _Keys:
+        encoded = [value.encode("utf-8", "surrogatepass") for value in values]
+        lens = np.fromiter(map(len, encoded), np.int64, len(encoded))
+        return cls._cut(np.frombuffer(b"".join(encoded), np.uint8), np.cumsum(lens) - lens, lens)
+
+    @classmethod
+    def _cut(cls, buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> _Keys:
+        n_words = max(1, -(-int(lens.max(initial=0)) // 8))
+        padded = np.concatenate((buf, np.zeros(8 * n_words, np.uint8)))
+        # the 8 bytes from every offset as one number (an overlapping, unaligned view, no copy)
+        at = np.ndarray((len(padded) - 7,), "<u8", padded, strides=(1,))
+        return cls([at[starts + 8 * j] & _LOW_BYTES[np.clip(lens - 8 * j, 0, 8)] for j in range(n_words)], lens)
+
+    def __len__(self) -> int:
+        return len(self.lens)
+
+    def take(self, index: np.ndarray) -> _Keys:
+        return _Keys([w[index] for w in self.words], self.lens[index])
+
+    @staticmethod
+    def concat(parts: list[_Keys]) -> _Keys:
+        n_words = max(len(p.words) for p in parts)
+        return _Keys([np.concatenate([p.words[j] if j < len(p.words) else np.zeros(len(p), np.uint64)
+                                      for p in parts]) for j in range(n_words)],
+                     np.concatenate([p.lens for p in parts]))
+
+    def unique(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(first, inverse)``: the index of one occurrence of each distinct id, and each id's
+        number among those. Sorts 64-bit hashes, then checks every id against its group's first;
+        on a collision it sorts the words themselves (exact, slower)."""
+        columns = [*self.words, self.lens]
+        hashed = _hash(self)
+        first, inverse = _runs(np.argsort(hashed), [hashed])
+        same = first[inverse]
+        if all(np.array_equal(c[same], c) for c in columns):
+            return first, inverse
+        return _runs(np.lexsort(columns[::-1]), columns)
+
+    def decode(self) -> list[str]:
+        """The ids as strings."""
+        width = 8 * len(self.words)
+        raw = np.stack(self.words, axis=1).astype("<u8").view(np.uint8).reshape(len(self), width)
+        text = raw[np.arange(width) < self.lens[:, None]].tobytes()
+        ends = np.cumsum(self.lens).tolist()
+        return [text[a:b].decode("utf-8", "surrogatepass") for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def _hash(keys: _Keys) -> np.ndarray:
+    h = keys.lens.astype(np.uint64)
+    for word in keys.words:
+        h ^= word
+        h ^= h >> np.uint64(31)
+        h *= _MIX[0]
+        h ^= h >> np.uint64(29)
+        h *= _MIX[1]
+    return h
+
+
+def _runs(order: np.ndarray, columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """For ``order`` sorting rows of ``columns`` so that equal rows are adjacent: the first index
+    of each run of equal rows, and each row's run number."""
+    new = np.zeros(len(order), dtype=bool)
+    new[:1] = True
+    for column in columns:
+        ordered = column[order]
+        new[1:] |= ordered[1:] != ordered[:-1]
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new], inverse
+
+
+class _Vocab:
+    """The ids of one column, read chunk by chunk, and their canonical vocabulary.
+
+    Each chunk keeps only its distinct ids (found by numpy from their bytes) and each event's
+    number among them; ``codes`` merges the chunks the same way, so Python builds strings only
+    for the distinct ids. The ``fixed`` ids (the catalogue, already in order) come first, then
+    the others sorted.
     """
 
     def __init__(self, fixed: list[str]) -> None:
-        self.codes: dict[str, int] = dict(zip(fixed, range(len(fixed)), strict=True))
-        self.fixed = len(self.codes)
-        self._next = itertools.count(self.fixed)
+        self.fixed = list(dict.fromkeys(fixed))
+        self._distinct: list[_Keys] = []
+        self._inverse: list[np.ndarray] = []
 
-    def intern(self, values: list[str]) -> np.ndarray:
-        """Codes of ``values``, adding new ones."""
-        return np.fromiter(map(self.codes.setdefault, values, self._next), np.int64, len(values))
+    def add(self, keys: _Keys) -> None:
+        first, inverse = keys.unique()
+        self._distinct.append(keys.take(first))
+        self._inverse.append(inverse)
 
-    def sorted(self) -> tuple[list[str], np.ndarray]:
-        """The ids (the fixed ones, then the rest sorted) and a code -> index array."""
-        ids = list(self.codes)
-        codes = np.fromiter(self.codes.values(), np.int64, len(ids))
-        rest = sorted(range(self.fixed, len(ids)), key=ids.__getitem__)
-        order = np.array(list(range(self.fixed)) + rest, dtype=np.int64)
-        mapping = np.zeros(int(codes.max(initial=-1)) + 1, dtype=np.int32)
-        mapping[codes[order]] = np.arange(len(ids), dtype=np.int32)
-        return [ids[i] for i in order], mapping
+    def codes(self) -> tuple[list[str], np.ndarray]:
+        """The vocabulary and every id added, in order, as its index there."""
+        if not self._distinct:
+            return self.fixed, np.zeros(0, dtype=np.int32)
+        keys = _Keys.concat(self._distinct)
+        first, inverse = keys.unique()
+        ids = keys.take(first).decode()
+        vocab = self.fixed + sorted(set(ids).difference(self.fixed))
+        where = dict(zip(vocab, range(len(vocab)), strict=True))
+        index = np.fromiter(map(where.__getitem__, ids), np.int32, len(ids))[inverse]
+        offsets = itertools.accumulate((len(d) for d in self._distinct), initial=0)
+        return vocab, np.concatenate([index[inv + off] for inv, off in zip(self._inverse, offsets, strict=False)])
 
 
 def _empty() -> list[np.ndarray]:
-    return [np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8),
-            np.zeros(0, np.int32), np.zeros(0, np.float64)]
+    return [np.zeros(0, np.int8), np.zeros(0, np.int32), np.zeros(0, np.float64)]
 
 
 def dedup_mask(
