@@ -188,12 +188,12 @@ def reference_codes(chunks: list[list[str]], fixed: list[str]) -> tuple[list[str
 
 
 def vocab_of(chunks: list[list[str]], fixed: list[str], *, packed: bool) -> tuple[list[str], list[int]]:
-    vocab = _Vocab(fixed)
+    vocab = _Vocab()
     for chunk in chunks:
         keys = _Keys.packed(_SEP.join(chunk), len(chunk)) if packed else _Keys.of(chunk)
         assert keys is not None
         vocab.add(keys)
-    ids, codes = vocab.codes()
+    ids, codes = vocab.codes(fixed)
     return ids, codes.tolist()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -212,7 +212,7 @@ def _read_chunks(
     One worker thread owns the connection and runs the next chunk's query while this thread
     unpacks and interns the current one (the database driver releases the GIL meanwhile).
     """
-    lo, hi = _id_range(engine)
+    lo, hi = _id_range(engine) if type_names else (0, -1)
     sqlite = engine.dialect.name == "sqlite"
     starts = range(lo, hi + 1, chunk_rows)
     with ThreadPoolExecutor(1, thread_name_prefix="recs-load") as worker:
@@ -260,13 +260,13 @@ def load_interactions(
     Vocabularies are canonical (catalogue items by id, then other items by id; users by key)
     and events are sorted, so the result does not depend on the order the database returns.
     """
-    catalog = load_catalog(engine)
     type_names = sorted(t for t, w in cfg.weights.items() if w > 0)
-    item_vocab = _Vocab([item["id"] for item in catalog])
-    user_vocab = _Vocab([])
+    user_vocab, item_vocab = _Vocab(), _Vocab()
     parts: list[tuple[np.ndarray, ...]] = []
     total = 0
-    if type_names:
+    # the catalogue is read on its own connection meanwhile: only the vocabulary needs it
+    with ThreadPoolExecutor(1, thread_name_prefix="recs-catalog") as side:
+        reading_catalog = side.submit(load_catalog, engine)
         for user_keys, item_keys, codes, qty, ts in _read_chunks(engine, type_names, chunk_rows):
             user_vocab.add(user_keys)
             item_vocab.add(item_keys)
@@ -274,9 +274,10 @@ def load_interactions(
             total += len(user_keys)
             if on_progress is not None:
                 on_progress(len(user_keys))
+        catalog = reading_catalog.result()
     types, qty, ts = [np.concatenate(col) for col in zip(*parts, strict=True)] if parts else _empty()
     user_ids, users = user_vocab.codes()
-    item_ids, items = item_vocab.codes()
+    item_ids, items = item_vocab.codes([item["id"] for item in catalog])
     order = _event_order(users, items, types, ts, len(item_ids), len(type_names))
     users, items, types, qty, ts = users[order], items[order], types[order], qty[order], ts[order]
     keep = (qty > 0) & dedup_mask(users, items, types, ts, cfg.dedup_seconds, presorted=True)
@@ -416,12 +417,10 @@ class _Vocab:
 
     Each chunk keeps only its distinct ids (found by numpy from their bytes) and each event's
     number among them; ``codes`` merges the chunks the same way, so Python builds strings only
-    for the distinct ids. The ``fixed`` ids (the catalogue, already in order) come first, then
-    the others sorted.
+    for the distinct ids.
     """
 
-    def __init__(self, fixed: list[str]) -> None:
-        self.fixed = list(dict.fromkeys(fixed))
+    def __init__(self) -> None:
         self._distinct: list[_Keys] = []
         self._inverse: list[np.ndarray] = []
 
@@ -430,14 +429,16 @@ class _Vocab:
         self._distinct.append(keys.take(first))
         self._inverse.append(inverse)
 
-    def codes(self) -> tuple[list[str], np.ndarray]:
-        """The vocabulary and every id added, in order, as its index there."""
+    def codes(self, fixed: Sequence[str] = ()) -> tuple[list[str], np.ndarray]:
+        """The vocabulary (the ``fixed`` ids in their order, then the others sorted) and every id
+        added, in order, as its index there."""
+        known = list(dict.fromkeys(fixed))
         if not self._distinct:
-            return self.fixed, np.zeros(0, dtype=np.int32)
+            return known, np.zeros(0, dtype=np.int32)
         keys = _Keys.concat(self._distinct)
         first, inverse = keys.unique()
         ids = keys.take(first).decode()
-        vocab = self.fixed + sorted(set(ids).difference(self.fixed))
+        vocab = known + sorted(set(ids).difference(known))
         where = dict(zip(vocab, range(len(vocab)), strict=True))
         index = np.fromiter(map(where.__getitem__, ids), np.int32, len(ids))[inverse]
         offsets = itertools.accumulate((len(d) for d in self._distinct), initial=0)
