@@ -178,7 +178,8 @@ def test_packed_sqlite_times_parse_like_one_text_at_a_time(texts: list[str]) -> 
 
 # ids that differ only in length, trailing NULs, bytes past 8 and 16, non-ASCII and empty
 ODD_IDS = ["", "a", "a\x00", "a\x00\x00", "ab", "item-1", "item-10", "item-100000", "abcdefgh",
-           "abcdefgh\x00", "abcdefghi", "abcdefghijklmnopq", "blå", "bl\u00e5x", "\U0001f600", "z" * 40]
+           "abcdefgh\x00", "abcdefghi", "abcdefghijklmnopq", "blå", "bl\u00e5x", "\U0001f600", "z" * 40,
+           "\ud7ff", "\ud800", "\ue000", "\uffff"]
 
 
 def reference_codes(chunks: list[list[str]], fixed: list[str]) -> tuple[list[str], list[int]]:
@@ -211,6 +212,8 @@ def test_keys_decode_back_to_the_same_strings() -> None:
     keys = _Keys.of(ODD_IDS)
     assert keys.decode() == ODD_IDS
     assert keys.take(np.array([3, 0, 15])).decode() == [ODD_IDS[3], "", ODD_IDS[15]]
+    assert _Keys.of(["a" + _SEP + "b", _SEP, "c"]).decode() == ["a" + _SEP + "b", _SEP, "c"]
+    assert _Keys.of([]).decode() == []
 
 
 def test_a_separator_inside_a_packed_id_is_detected() -> None:

@@ -8,7 +8,6 @@ then weighted, decayed and deduplicated with vectorised numpy.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -382,10 +381,21 @@ class _Keys:
     def decode(self) -> list[str]:
         """The ids as strings."""
         width = 8 * len(self.words)
-        raw = np.stack(self.words, axis=1).astype("<u8").view(np.uint8).reshape(len(self), width)
-        text = raw[np.arange(width) < self.lens[:, None]].tobytes()
-        ends = np.cumsum(self.lens).tolist()
-        return [text[a:b].decode("utf-8", "surrogatepass") for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+        cells = np.full((len(self), width + 1), ord(_SEP), dtype=np.uint8)  # each id, then a separator
+        cells[:, :width] = np.stack(self.words, axis=1).astype("<u8").view(np.uint8)
+        keep = np.arange(width + 1) < self.lens[:, None]
+        keep[:, width] = True
+        text = cells[keep].tobytes()
+        ids = text[:-1].decode("utf-8", "surrogatepass").split(_SEP)
+        if len(ids) == len(self):
+            return ids
+        ends = np.cumsum(self.lens + 1).tolist()  # an id holds the separator: cut at the lengths
+        return [text[a:b - 1].decode("utf-8", "surrogatepass") for a, b in zip([0, *ends][:-1], ends, strict=True)]
+
+    def byte_order(self) -> np.ndarray:
+        """The order that sorts the ids as strings: UTF-8 bytes sort as the code points do, and
+        zero padding sorts first, so the words read big-endian, then the lengths, decide."""
+        return np.lexsort([self.lens, *(w.astype("<u8").view(">u8") for w in reversed(self.words))])
 
 
 def _hash(keys: _Keys) -> np.ndarray:
@@ -433,16 +443,20 @@ class _Vocab:
         """The vocabulary (the ``fixed`` ids in their order, then the others sorted) and every id
         added, in order, as its index there."""
         known = list(dict.fromkeys(fixed))
-        if not self._distinct:
-            return known, np.zeros(0, dtype=np.int32)
-        keys = _Keys.concat(self._distinct)
+        parts = [_Keys.of(known), *self._distinct]
+        keys = _Keys.concat(parts)
         first, inverse = keys.unique()
-        ids = keys.take(first).decode()
-        vocab = known + sorted(set(ids).difference(known))
-        where = dict(zip(vocab, range(len(vocab)), strict=True))
-        index = np.fromiter(map(where.__getitem__, ids), np.int32, len(ids))[inverse]
-        offsets = itertools.accumulate((len(d) for d in self._distinct), initial=0)
-        return vocab, np.concatenate([index[inv + off] for inv, off in zip(self._inverse, offsets, strict=False)])
+        # each distinct id's place in the vocabulary: a fixed id's own, the others after those, sorted
+        place = np.full(len(first), -1, dtype=np.int64)
+        place[inverse[: len(known)]] = np.arange(len(known))
+        others = np.flatnonzero(place < 0)
+        rest = keys.take(first[others])
+        ranked = rest.byte_order()
+        place[others[ranked]] = np.arange(len(known), len(first))
+        index = place[inverse].astype(np.int32)
+        starts = np.cumsum([len(part) for part in parts]).tolist()  # where each chunk's ids begin
+        codes = [index[start + inv] for inv, start in zip(self._inverse, starts, strict=False)]
+        return known + rest.take(ranked).decode(), np.concatenate(codes) if codes else np.zeros(0, np.int32)
 
 
 def _empty() -> list[np.ndarray]:
