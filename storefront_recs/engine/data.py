@@ -197,9 +197,12 @@ def _packed_epoch(packed: str, n: int) -> np.ndarray:
 
 
 def _id_range(engine: Engine) -> tuple[int, int]:
+    # one subquery each: SQLite reads min or max of the primary key from the b-tree only when it
+    # is the query's single aggregate (together they scan the table: 0.15-0.3 s on 1M events)
     e = Event.__table__
     with engine.connect() as conn:
-        lo, hi = conn.execute(select(func.min(e.c.id), func.max(e.c.id))).one()
+        lo, hi = conn.execute(select(select(func.min(e.c.id)).scalar_subquery(),
+                                     select(func.max(e.c.id)).scalar_subquery())).one()
     return (0, -1) if lo is None else (int(lo), int(hi))
 
 
