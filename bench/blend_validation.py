@@ -83,7 +83,7 @@ def _kept(b, active, n, k):  # type: ignore[no-untyped-def]
 def _subset(inter, mask):  # type: ignore[no-untyped-def]
     from dataclasses import replace
     return replace(inter, users=inter.users[mask], items=inter.items[mask], strength=inter.strength[mask],
-                   raw=inter.raw[mask], ts=inter.ts[mask], types=inter.types[mask])
+                   raw=inter.raw[mask], decay=inter.decay[mask], ts=inter.ts[mask], types=inter.types[mask])
 
 
 def blends(available: list[str]) -> list[dict[str, float]]:

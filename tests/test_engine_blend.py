@@ -83,9 +83,8 @@ def test_popularity_counts_each_visitor_once_with_the_decay_of_their_latest_even
     assert pop.tolist() == pytest.approx([1.0, 1.5, 0.9, 0.0])
     # validation's popularity: only the events of the training cells (held-out cells left out)
     train = matrix([[0], [], [1], [1], []], 4)
-    events = (users, items, np.zeros(len(users)))
-    settings = BlendSettings(configured={"als": 1.0})  # no decay
-    assert train_popularity(train, events, settings).tolist() == [1.0, 2.0, 0.0, 0.0]
+    no_decay = np.ones(len(users), np.float32)
+    assert train_popularity(train, users, items, no_decay).tolist() == [1.0, 2.0, 0.0, 0.0]
 
 
 def synthetic_split(popular_test: bool, seed: int = 0) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
@@ -114,7 +113,8 @@ def test_blend_choice_follows_what_the_validation_data_rewards(popular_test: boo
     model = fit_als(train, ALSParams(factors=8, iterations=10, alpha=5.0))
     # the seeds of item-item: every training item, at one time each
     coo = train.tocoo()
-    events = (coo.row.astype(np.int32), coo.col.astype(np.int32), np.arange(coo.nnz, dtype=np.float64))
+    events = (coo.row.astype(np.int32), coo.col.astype(np.int32), np.arange(coo.nnz, dtype=np.float64),
+              np.ones(coo.nnz, np.float32))
     # EASE left out: on data this small it learns the popular items as well as popularity does
     grid = {source: weights for source, weights in GRID.items() if source != "ease"}
     settings = BlendSettings(configured={"als": 1.0, "popularity": 1.0}, grid=grid)
@@ -137,7 +137,8 @@ def test_the_evaluations_kept_als_lists_give_the_same_blend_choice() -> None:
     users = np.arange(train.shape[0])
     model = fit_als(train, ALSParams(factors=8, iterations=10, alpha=5.0))
     coo = train.tocoo()
-    events = (coo.row.astype(np.int32), coo.col.astype(np.int32), np.arange(coo.nnz, dtype=np.float64))
+    events = (coo.row.astype(np.int32), coo.col.astype(np.int32), np.arange(coo.nnz, dtype=np.float64),
+              np.ones(coo.nnz, np.float32))
     settings = BlendSettings(configured={"als": 1.0, "popularity": 1.0},
                              grid={source: w for source, w in GRID.items() if source != "ease"})
     picked = validation_users(users, settings)
@@ -161,7 +162,7 @@ def test_the_evaluations_kept_als_lists_give_the_same_blend_choice() -> None:
 def test_no_choice_without_enough_validation_users_or_when_switched_off() -> None:
     train, test = synthetic_split(True)
     model = fit_als(train, ALSParams(factors=8, iterations=3))
-    events = (np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    events = (np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.float32))
     on = BlendSettings(configured={"als": 1.0}, grid=GRID)
     off = BlendSettings(configured={"als": 1.0}, auto=False, grid=GRID)
     assert select_blend(train, test, np.arange(5), model.user_factors, model.item_factors, events, on) is None

@@ -26,7 +26,6 @@ from implicit.cpu.topk import topk
 from scipy import sparse
 
 from . import ease as ease_model
-from .data import decay
 from .models import fit_itemitem, top_k_per_row, visitor_popularity
 
 DEPTH = 50  # serving cuts each source to max(4 n, 50) candidates
@@ -263,8 +262,6 @@ class BlendSettings:
     ease_k: int = 200
     itemitem_k: int = 50
     noise_z: float = 0.0
-    half_life_days: float = 0.0  # popularity's time decay, as the training run applies it
-    decay_floor: float = 0.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BlendSettings:
@@ -277,8 +274,6 @@ class BlendSettings:
             ease_k=int(config["RECS_EASE_K"]),
             itemitem_k=int(config["RECS_ITEMITEM_K"]),
             noise_z=float(config["RECS_BLEND_NOISE_Z"]),
-            half_life_days=float(config["RECS_HALF_LIFE_DAYS"]),
-            decay_floor=float(config["RECS_DECAY_FLOOR"]),
         )
 
     def wants(self, source: str) -> bool:
@@ -286,15 +281,14 @@ class BlendSettings:
         return self.configured.get(source, 0) > 0 or (self.auto and any(w > 0 for w in self.grid.get(source, [])))
 
 
-def train_popularity(train: sparse.csr_matrix, events: tuple[np.ndarray, np.ndarray, np.ndarray],
-                     settings: BlendSettings) -> np.ndarray:
-    """Serving's popularity (``models.visitor_popularity``) from the events of ``train``'s cells."""
-    users, items, ts = events
-    if not len(ts):
+def train_popularity(train: sparse.csr_matrix, users: np.ndarray, items: np.ndarray,
+                     decay: np.ndarray) -> np.ndarray:
+    """Serving's popularity (``models.visitor_popularity``) from the events of ``train``'s cells,
+    each with its time decay."""
+    if not len(users):
         return np.zeros(train.shape[1])
     kept = np.asarray(train[users, items]).ravel() > 0
-    weights = decay(ts[kept], settings.half_life_days, reference=float(ts.max()), floor=settings.decay_floor)
-    return visitor_popularity(users[kept], items[kept], weights, train.shape[1])
+    return visitor_popularity(users[kept], items[kept], decay[kept], train.shape[1])
 
 
 def validation_users(users: np.ndarray, settings: BlendSettings) -> np.ndarray | None:
@@ -310,13 +304,14 @@ def validation_users(users: np.ndarray, settings: BlendSettings) -> np.ndarray |
 def select_blend(
     train: sparse.csr_matrix, test: sparse.csr_matrix, users: np.ndarray,
     user_factors: np.ndarray, item_factors: np.ndarray,
-    events: tuple[np.ndarray, np.ndarray, np.ndarray], settings: BlendSettings,
+    events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], settings: BlendSettings,
     *, als: SourceLists | None = None,
 ) -> BlendChoice | None:
     """Score the blend grid on the time split (models fitted on ``train`` only); None when
     automatic choice is off or there are too few evaluation users to trust it.
 
-    ``events``: every event's (user, item, time), for the item-item seeds (latest items).
+    ``events``: every event's (user, item, time, time decay), for the item-item seeds (latest
+    items) and popularity.
     ``als``: the ALS source for ``validation_users(users)`` when already computed (the
     evaluation ranks those users with the same factors).
     """
@@ -324,11 +319,13 @@ def select_blend(
     if picked is None:
         return None
     users = picked
+    event_users, event_items, event_ts, decay = events
     sources = {"als": als if als is not None else als_source(user_factors, item_factors, train, users),
-               "popularity": popularity_source(train_popularity(train, events, settings), train, users)}
+               "popularity": popularity_source(train_popularity(train, event_users, event_items, decay),
+                                               train, users)}
     if settings.wants("itemitem"):
         similarity = fit_itemitem(train, settings.itemitem_k).similarity
-        seeds = latest_items(*events, train, users)
+        seeds = latest_items(event_users, event_items, event_ts, train, users)
         sources["itemitem"] = itemitem_source(similarity, seeds, train, users)
     if settings.wants("ease") and ease_model.fits(train, settings.ease_max_items):
         weights = ease_model.fit_ease(train, settings.ease_lambda, settings.ease_k)

@@ -66,7 +66,8 @@ class MatrixConfig:
 class Interactions:
     """One row per kept event, as parallel arrays, plus the id vocabularies.
 
-    ``strength`` is type weight x quantity factor x time decay; ``raw`` is without decay.
+    ``strength`` is type weight x quantity factor x time decay; ``raw`` is without decay;
+    ``decay`` is the time decay alone.
     """
 
     user_ids: list[str]
@@ -75,6 +76,7 @@ class Interactions:
     items: np.ndarray
     strength: np.ndarray
     raw: np.ndarray
+    decay: np.ndarray
     ts: np.ndarray
     types: np.ndarray
     type_names: list[str]
@@ -286,13 +288,15 @@ def load_interactions(
     users, items, types, qty, ts = users[keep], items[keep], types[keep], qty[keep], ts[keep]
     weights = np.array([cfg.weights[t] for t in type_names], dtype=np.float32)
     raw = weights[types] * (1.0 + np.log(qty.astype(np.float32)))
+    time_decay = decay(ts, cfg.half_life_days, floor=cfg.decay_floor)
     return Interactions(
         user_ids=user_ids,
         item_ids=item_ids,
         users=users,
         items=items,
-        strength=(raw * decay(ts, cfg.half_life_days, floor=cfg.decay_floor)).astype(np.float32),
+        strength=(raw * time_decay).astype(np.float32),
         raw=raw.astype(np.float32),
+        decay=time_decay,
         ts=ts,
         types=types,
         type_names=type_names,

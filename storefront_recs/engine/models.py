@@ -187,7 +187,7 @@ def fit_popularity(inter: Interactions, trending_days: float) -> Popularity:
     """Decayed visitors per item, decayed strength by hour and weekday, and a trending score per item."""
     n = inter.n_items
     w = inter.strength.astype(np.float64)
-    popularity = visitor_popularity(inter.users, inter.items, inter.strength / np.maximum(inter.raw, 1e-12), n)
+    popularity = visitor_popularity(inter.users, inter.items, inter.decay, n)
     hour = ((inter.ts // 3600) % 24).astype(np.int64)
     weekday = ((inter.ts // DAY + 3) % 7).astype(np.int64)  # 1970-01-01 was a Thursday
     by_hour = np.bincount(hour * n + inter.items, weights=w, minlength=24 * n).reshape(24, n)

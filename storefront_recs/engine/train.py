@@ -188,7 +188,7 @@ def run_pipeline(
         kept_lists = kept.lists() if kept is not None else None
         als = als_lists(*kept_lists) if kept_lists is not None else None
         choice = select_blend(train_m, test_m, users, eval_model.user_factors, eval_model.item_factors,
-                              (inter.users, inter.items, inter.ts), settings.blend, als=als)
+                              (inter.users, inter.items, inter.ts, inter.decay), settings.blend, als=als)
     blend = choice.weights if choice is not None else settings.blend.configured
     with clock.stage("ease"):
         ease = ease_model.fit_ease(full_m, settings.blend.ease_lambda, settings.blend.ease_k) \
