@@ -73,8 +73,8 @@ class PopularityIndex:
         """
         now = _moment(context)
         cached = self._by_category
-        lagging = (cached is not None and cached[0] != (bundle.version, catalog.version)
-                   and cached[0][0] == bundle.version and not _due(cached[1]))
+        lagging = cached is not None and cached[0] != (bundle.version, catalog.version) \
+            and _still_serves(cached, (bundle.version, catalog.version))
         return now.hour, now.weekday(), ("lagging", cached[1]) if lagging and cached else None
 
     def ranked_in_category(self, bundle: ModelBundle | None, catalog: CatalogCache, category: str) -> list[str]:
@@ -84,7 +84,7 @@ class PopularityIndex:
         key: tuple[Any, ...] = (("db", int(time.monotonic() // CATEGORY_REFRESH_SECONDS)) if bundle is None
                                 else (bundle.version, catalog.version))
         cached = self._by_category
-        if cached is None or (cached[0] != key and (cached[0][0] != key[0] or _due(cached[1]))):
+        if cached is None or not _still_serves(cached, key):
             groups: dict[str, list[str]] = {}
             if bundle is None:
                 source = self._from_database()
@@ -116,8 +116,11 @@ class PopularityIndex:
         return ranked
 
 
-def _due(made_at: float) -> bool:
-    return time.monotonic() - made_at >= CATEGORY_REFRESH_SECONDS
+def _still_serves(cached: tuple[tuple[Any, ...], float, Any], key: tuple[Any, ...]) -> bool:
+    """Whether category lists made for ``cached[0]`` at ``cached[1]`` may answer for ``key``: made
+    for it, or from the same model (or database) and less than a refresh period old."""
+    made_for, made_at = cached[0], cached[1]
+    return made_for == key or (made_for[0] == key[0] and time.monotonic() - made_at < CATEGORY_REFRESH_SECONDS)
 
 
 def _moment(context: Mapping[str, Any]) -> datetime:
