@@ -193,7 +193,7 @@ def vocab_of(chunks: list[list[str]], fixed: list[str], *, packed: bool) -> tupl
     for chunk in chunks:
         keys = _Keys.packed(_SEP.join(chunk), len(chunk)) if packed else _Keys.of(chunk)
         assert keys is not None
-        vocab.add(keys)
+        vocab.add(*keys.distinct())
     ids, codes = vocab.codes(fixed)
     return ids, codes.tolist()
 

@@ -164,6 +164,40 @@ def test_a_failed_run_is_recorded_and_the_previous_model_keeps_serving(shop: Fla
     assert not [d for d in os.listdir(shop.config["RECS_MODEL_DIR"]) if d.startswith(".staging")]
 
 
+@pytest.mark.parametrize("model", ["fit_content", "fit_popularity", "fit_itemitem"])
+def test_a_model_fitted_beside_the_main_stages_that_fails_fails_the_run(
+    shop: Flask, monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    from storefront_recs.engine import train as pipeline
+
+    recs: Recs = shop.extensions["storefront_recs"].recs
+    with shop.app_context():
+        good = recs.train()
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError(f"{model} broke")
+
+        monkeypatch.setattr(pipeline, model, broken)
+        failed = recs.train()
+        assert failed.status == "failed" and failed.message == f"RuntimeError: {model} broke"
+        assert recs.model_bundle().version == good.version
+    assert runs(shop)[-1].status == "failed"
+    assert not [d for d in os.listdir(shop.config["RECS_MODEL_DIR"]) if d.startswith(".staging")]
+
+
+def test_stage_timings_come_in_pipeline_order_whichever_thread_ran_them(shop: Flask) -> None:
+    from storefront_recs.engine.train import STAGES
+
+    recs: Recs = shop.extensions["storefront_recs"].recs
+    with shop.app_context():
+        report = recs.train()
+    stages = [name for name in report.timings if name in STAGES]
+    assert stages == [name for name in STAGES if name in report.timings]
+    assert {"content", "popularity", "itemitem", "blend"} <= set(stages)
+    assert list(report.timings)[-1] == "total"
+    assert report.timings["total"] >= report.timings["load"] + report.timings["als"]
+
+
 def test_a_new_item_without_interactions_gets_content_neighbours(sqlite_app: Flask) -> None:
     sqlite_app.config.update(SMALL)
     items = [*shop_items(), {"id": "brand-new", "title": "blue hat deluxe", "category": "hat",

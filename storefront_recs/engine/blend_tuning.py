@@ -305,7 +305,7 @@ def select_blend(
     train: sparse.csr_matrix, test: sparse.csr_matrix, users: np.ndarray,
     user_factors: np.ndarray, item_factors: np.ndarray,
     events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], settings: BlendSettings,
-    *, als: SourceLists | None = None,
+    *, als: SourceLists | None = None, similarity: sparse.csr_matrix | None = None,
 ) -> BlendChoice | None:
     """Score the blend grid on the time split (models fitted on ``train`` only); None when
     automatic choice is off or there are too few evaluation users to trust it.
@@ -313,7 +313,9 @@ def select_blend(
     ``events``: every event's (user, item, time, time decay), for the item-item seeds (latest
     items) and popularity.
     ``als``: the ALS source for ``validation_users(users)`` when already computed (the
-    evaluation ranks those users with the same factors).
+    evaluation ranks those users with the same factors). ``similarity``: the item-item
+    similarity fitted on ``train`` (``fit_itemitem(train, settings.itemitem_k)``), when the
+    caller has fitted it already.
     """
     picked = validation_users(users, settings)
     if picked is None:
@@ -324,7 +326,8 @@ def select_blend(
                "popularity": popularity_source(train_popularity(train, event_users, event_items, decay),
                                                train, users)}
     if settings.wants("itemitem"):
-        similarity = fit_itemitem(train, settings.itemitem_k).similarity
+        if similarity is None:
+            similarity = fit_itemitem(train, settings.itemitem_k).similarity
         seeds = latest_items(event_users, event_items, event_ts, train, users)
         sources["itemitem"] = itemitem_source(similarity, seeds, train, users)
     if settings.wants("ease") and ease_model.fits(train, settings.ease_max_items):

@@ -25,6 +25,7 @@ import shutil
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -93,8 +94,8 @@ def _load_csr(path: str) -> sparse.csr_matrix:
 
 
 def _save_json(path: str, data: Any) -> None:
-    with open(path, "w") as handle:
-        json.dump(data, handle, separators=(",", ":"))
+    with open(path, "w") as handle:  # one dumps: json.dump encodes in pure Python, piece by piece
+        handle.write(json.dumps(data, separators=(",", ":")))
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:
@@ -424,7 +425,8 @@ class BundleStore:
         with ``activate``, switch ``CURRENT`` to it. Returns the bundle's directory."""
         version = manifest["version"]
         names = sorted(n for n in os.listdir(staging) if n != MANIFEST)
-        files = {name: sha256(os.path.join(staging, name)) for name in names}
+        with ThreadPoolExecutor(2, thread_name_prefix="recs-checksum") as pool:  # hashlib releases the GIL
+            files = dict(zip(names, pool.map(sha256, [os.path.join(staging, n) for n in names]), strict=True))
         sizes = {name: os.path.getsize(os.path.join(staging, name)) for name in names}
         full = {"format": FORMAT, **manifest, "files": files, "sizes": sizes}
         with open(os.path.join(staging, MANIFEST), "w") as handle:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,6 @@ from sqlalchemy import (
     Select,
     Text,
     and_,
-    case,
     cast,
     func,
     literal,
@@ -36,6 +35,7 @@ from sqlalchemy.sql.operators import custom_op
 from ..models import Event, Identity, Item
 
 CHUNK_ROWS = 100_000  # event ids per chunk
+READERS = 2  # connections reading chunks at the same time
 _SEP = "\x1f"  # ASCII unit separator between ids in a packed chunk
 ANON_PREFIX = "anon:"
 DAY = 86_400.0
@@ -135,7 +135,8 @@ def load_catalog(engine: Engine) -> list[dict[str, Any]]:
 
 def _event_columns(engine: Engine, type_names: list[str]) -> tuple[Any, list[ColumnElement[Any]]]:
     """The events table and the per-event columns: user key (linked identity or ``anon:`` id),
-    item, type code, quantity and time, all computed by the database.
+    item, type, quantity and time, all computed by the database (the type as stored: a
+    ``CASE`` mapping it to a number cost SQLite a fifth of the query).
 
     The linked identity is a correlated subquery inside ``coalesce``, so it is only looked up for
     events without a user key (an outer join probes the identities index for every event). The
@@ -145,10 +146,9 @@ def _event_columns(engine: Engine, type_names: list[str]) -> tuple[Any, list[Col
     e, i = Event.__table__.alias("e"), Identity.__table__
     linked = select(i.c.user_key).where(i.c.anonymous_id == e.c.anonymous_id).scalar_subquery()
     user = func.coalesce(e.c.user_key, linked, literal(ANON_PREFIX) + e.c.anonymous_id)
-    code = case({t: n for n, t in enumerate(type_names)}, value=e.c.type)
     sqlite = engine.dialect.name == "sqlite"
     ts = type_coerce(e.c.ts, Text) if sqlite else epoch_seconds(e.c.ts, engine.dialect.name)
-    return e, [user, e.c.item_id, code, e.c.quantity, ts]
+    return e, [user, e.c.item_id, e.c.type, e.c.quantity, ts]
 
 
 def _events_in(engine: Engine, e: Any, type_names: list[str], lo: int, hi: int) -> ColumnElement[bool]:
@@ -166,7 +166,7 @@ def packed_query(engine: Engine, type_names: list[str], lo: int, hi: int) -> Sel
     e, cols = _event_columns(engine, type_names)
     inner = select(*(c.label(f"c{n}") for n, c in enumerate(cols))) \
         .where(_events_in(engine, e, type_names, lo, hi)).subquery()
-    seps = (_SEP, _SEP, ",", ",", _SEP if engine.dialect.name == "sqlite" else ",")
+    seps = (_SEP, _SEP, _SEP, ",", _SEP if engine.dialect.name == "sqlite" else ",")
     return select(func.count(), *(func.aggregate_strings(cast(inner.c[f"c{n}"], Text), sep)
                                   for n, sep in enumerate(seps)))
 
@@ -208,48 +208,71 @@ def _id_range(engine: Engine) -> tuple[int, int]:
     return (0, -1) if lo is None else (int(lo), int(hi))
 
 
-def _read_chunks(
-    engine: Engine, type_names: list[str], chunk_rows: int
-) -> Iterator[tuple[_Keys, _Keys, np.ndarray, np.ndarray, np.ndarray]]:
-    """(users, items, type codes, quantities, epoch seconds) per chunk of event ids.
+_Chunk = tuple["_Distinct", "_Distinct", np.ndarray, np.ndarray, np.ndarray]
 
-    One worker thread owns the connection and runs the next chunk's query while this thread
-    unpacks and interns the current one (the database driver releases the GIL meanwhile).
+
+def _read_chunks(
+    engine: Engine, type_names: list[str], chunk_rows: int, readers: int = READERS,
+) -> Iterator[_Chunk]:
+    """(users, items, type codes, quantities, epoch seconds) per chunk of event ids, in id order;
+    users and items as each chunk's distinct ids and every event's number among them.
+
+    ``readers`` worker threads, each owning a connection, query and unpack chunks at the same
+    time (the database driver and numpy's sorts release the GIL, so two readers use both cores).
     """
     lo, hi = _id_range(engine) if type_names else (0, -1)
     sqlite = engine.dialect.name == "sqlite"
     starts = range(lo, hi + 1, chunk_rows)
-    with ThreadPoolExecutor(1, thread_name_prefix="recs-load") as worker:
-        conn = worker.submit(engine.connect).result()
-        if engine.dialect.name == "postgresql":  # compiling each chunk's query cost more than running it
-            worker.submit(conn.exec_driver_sql, "SET LOCAL jit = off").result()
+    workers = [ThreadPoolExecutor(1, thread_name_prefix="recs-load") for _ in range(max(1, readers))]
+    conns: list[Any] = []
+    pending: dict[int, Future[_Chunk | None]] = {}
 
-        def packed(start: int) -> Any:
-            return conn.execute(packed_query(engine, type_names, start, start + chunk_rows)).one()
+    def read(conn: Any, start: int) -> _Chunk | None:
+        n, users, items, types, qty, ts = conn.execute(
+            packed_query(engine, type_names, start, start + chunk_rows)).one()
+        if not n:
+            return None
+        user_keys, item_keys, type_keys = _Keys.packed(users, n), _Keys.packed(items, n), _Keys.packed(types, n)
+        if user_keys is None or item_keys is None or type_keys is None:  # a separator inside an id
+            rows = conn.execute(rows_query(engine, type_names, start, start + chunk_rows)).all()
+            u, i, c, q, t = zip(*rows, strict=True)
+            return (_Keys.of(list(u)).distinct(), _Keys.of(list(i)).distinct(),
+                    _type_codes(_Keys.of(list(c)), type_names), np.array(q, np.int32), _epoch(t))
+        return (user_keys.distinct(), item_keys.distinct(), _type_codes(type_keys, type_names),
+                np.fromstring(qty, np.int32, sep=","),
+                _packed_epoch(ts, n) if sqlite else np.fromstring(ts, np.float64, sep=","))
 
-        def rows(start: int) -> Any:
-            return conn.execute(rows_query(engine, type_names, start, start + chunk_rows)).all()
+    def submit(n_chunk: int) -> None:
+        if n_chunk < len(starts):
+            k = n_chunk % len(workers)
+            pending[n_chunk] = workers[k].submit(read, conns[k], starts[n_chunk])
 
-        try:
-            pending = worker.submit(packed, starts[0]) if starts else None
-            for n_chunk, start in enumerate(starts):
-                assert pending is not None
-                n, users, items, codes, qty, ts = pending.result()
-                pending = worker.submit(packed, starts[n_chunk + 1]) if n_chunk + 1 < len(starts) else None
-                if not n:
-                    continue
-                user_keys, item_keys = _Keys.packed(users, n), _Keys.packed(items, n)
-                if user_keys is None or item_keys is None:  # a separator inside an id
-                    u, i, c, q, t = zip(*worker.submit(rows, start).result(), strict=True)
-                    yield _Keys.of(list(u)), _Keys.of(list(i)), np.array(c, np.int8), np.array(q, np.int32), _epoch(t)
-                    continue
-                yield (user_keys, item_keys, np.fromstring(codes, np.int8, sep=","),
-                       np.fromstring(qty, np.int32, sep=","),
-                       _packed_epoch(ts, n) if sqlite else np.fromstring(ts, np.float64, sep=","))
-        finally:
-            if pending is not None:
-                pending.cancel()
+    try:
+        for worker in workers:
+            conns.append(worker.submit(engine.connect).result())
+            if engine.dialect.name == "postgresql":  # compiling each chunk's query cost more than running it
+                worker.submit(conns[-1].exec_driver_sql, "SET LOCAL jit = off").result()
+        for n_chunk in range(len(workers)):
+            submit(n_chunk)
+        for n_chunk in range(len(starts)):
+            chunk = pending.pop(n_chunk).result()
+            submit(n_chunk + len(workers))
+            if chunk is not None:
+                yield chunk
+    finally:
+        for future in pending.values():
+            future.cancel()
+        for worker, conn in zip(workers, conns, strict=False):
             worker.submit(conn.close).result()
+        for worker in workers:
+            worker.shutdown()
+
+
+def _type_codes(types: _Keys, type_names: list[str]) -> np.ndarray:
+    """Each event's type as its index in ``type_names`` (the query reads only those types)."""
+    first, inverse = types.unique()
+    lookup = np.array([type_names.index(name) for name in types.take(first).decode()], dtype=np.int8)
+    return lookup[inverse]
 
 
 def load_interactions(
@@ -258,30 +281,32 @@ def load_interactions(
     *,
     chunk_rows: int = CHUNK_ROWS,
     on_progress: Callable[[int], None] | None = None,
+    catalog: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> Interactions:
     """Read every weighted event in chunks and return deduplicated, decayed interactions.
 
     Vocabularies are canonical (catalogue items by id, then other items by id; users by key)
     and events are sorted, so the result does not depend on the order the database returns.
+    ``catalog``: returns ``load_catalog(engine)`` (say, read in another thread by the caller);
+    by default it is read on its own connection while the events load.
     """
     type_names = sorted(t for t, w in cfg.weights.items() if w > 0)
     user_vocab, item_vocab = _Vocab(), _Vocab()
     parts: list[tuple[np.ndarray, ...]] = []
     total = 0
-    # the catalogue is read on its own connection meanwhile: only the vocabulary needs it
     with ThreadPoolExecutor(1, thread_name_prefix="recs-catalog") as side:
-        reading_catalog = side.submit(load_catalog, engine)
+        read_catalog = catalog or side.submit(load_catalog, engine).result
         for user_keys, item_keys, codes, qty, ts in _read_chunks(engine, type_names, chunk_rows):
-            user_vocab.add(user_keys)
-            item_vocab.add(item_keys)
+            user_vocab.add(*user_keys)
+            item_vocab.add(*item_keys)
             parts.append((codes, qty, ts))
-            total += len(user_keys)
+            total += len(codes)
             if on_progress is not None:
-                on_progress(len(user_keys))
-        catalog = reading_catalog.result()
+                on_progress(len(codes))
+        catalog_items = read_catalog()
     types, qty, ts = [np.concatenate(col) for col in zip(*parts, strict=True)] if parts else _empty()
     user_ids, users = user_vocab.codes()
-    item_ids, items = item_vocab.codes([item["id"] for item in catalog])
+    item_ids, items = item_vocab.codes([item["id"] for item in catalog_items])
     order = _event_order(users, items, types, ts, len(item_ids), len(type_names))
     users, items, types, qty, ts = users[order], items[order], types[order], qty[order], ts[order]
     keep = (qty > 0) & dedup_mask(users, items, types, ts, cfg.dedup_seconds, presorted=True)
@@ -300,7 +325,7 @@ def load_interactions(
         ts=ts,
         types=types,
         type_names=type_names,
-        catalog=catalog,
+        catalog=catalog_items,
         events_read=total,
     )
 
@@ -318,9 +343,11 @@ def lex_order(key: np.ndarray, then: np.ndarray) -> np.ndarray:
     n = len(key)
     if not n or (int(key.max()) + 1) * n >= 2**63 or int(key.min()) < 0:
         return np.lexsort((then, key))
+    by_then = np.argsort(then, kind="stable")
     rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(then, kind="stable")] = np.arange(n, dtype=np.int64)
-    return np.argsort(key * n + rank)
+    rank[by_then] = np.arange(n, dtype=np.int64)
+    # sorting the values (a SIMD sort) is ~5x faster than argsort; each value's rank gives its row
+    return by_then[np.sort(key * n + rank) % n]
 
 
 # splitmix64's multipliers: a key's hash mixes its length and each 8-byte word in turn
@@ -385,6 +412,11 @@ class _Keys:
             return first, inverse
         return _runs(np.lexsort(columns[::-1]), columns)
 
+    def distinct(self) -> _Distinct:
+        """The distinct ids and each id's number among them."""
+        first, inverse = self.unique()
+        return self.take(first), inverse
+
     def decode(self) -> list[str]:
         """The ids as strings."""
         width = 8 * len(self.words)
@@ -403,6 +435,9 @@ class _Keys:
         """The order that sorts the ids as strings: UTF-8 bytes sort as the code points do, and
         zero padding sorts first, so the words read big-endian, then the lengths, decide."""
         return np.lexsort([self.lens, *(w.astype("<u8").view(">u8") for w in reversed(self.words))])
+
+
+_Distinct = tuple[_Keys, np.ndarray]
 
 
 def _hash(keys: _Keys) -> np.ndarray:
@@ -441,9 +476,9 @@ class _Vocab:
         self._distinct: list[_Keys] = []
         self._inverse: list[np.ndarray] = []
 
-    def add(self, keys: _Keys) -> None:
-        first, inverse = keys.unique()
-        self._distinct.append(keys.take(first))
+    def add(self, distinct: _Keys, inverse: np.ndarray) -> None:
+        """One chunk's ids, as ``_Keys.distinct`` gives them."""
+        self._distinct.append(distinct)
         self._inverse.append(inverse)
 
     def codes(self, fixed: Sequence[str] = ()) -> tuple[list[str], np.ndarray]:

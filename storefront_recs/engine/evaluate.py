@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 KS = (10, 20)
 BATCH = 128  # users per block: a block's scores and argpartition indexes are ~30 MB at 20k items (two at a time)
@@ -132,8 +133,9 @@ def evaluate_scorer(
         return top, valid, (batch[rows], *_top_scores(scores[rows], min(keep.depth, n_items)))
 
     batches = [users[start : start + BATCH] for start in range(0, len(users), BATCH)]
-    # blocks are ranked two at a time: their matrix product and argpartition release the GIL
-    with ThreadPoolExecutor(RANK_THREADS, thread_name_prefix="recs-eval") as pool:
+    # blocks are ranked two at a time: their matrix product and argpartition release the GIL;
+    # one BLAS thread each (two each cost a quarter more CPU for no gain)
+    with threadpool_limits(1, "blas"), ThreadPoolExecutor(RANK_THREADS, thread_name_prefix="recs-eval") as pool:
         for batch, (top, valid, kept_block) in zip(batches, pool.map(rank, batches), strict=True):
             if kept_block is not None:
                 kept.append(kept_block)

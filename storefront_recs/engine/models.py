@@ -92,7 +92,9 @@ def fit_itemitem(user_items: sparse.csr_matrix, k: int) -> CosineRecommender:
     if user_items.nnz == 0:
         model.similarity = sparse.csr_matrix((user_items.shape[1],) * 2, dtype=np.float32)
         return model
-    with threadpool_limits(1, "blas"), warnings.catch_warnings():
+    # no BLAS limit here (it uses none): the pipeline fits it beside a stage that sets one, and
+    # threadpoolctl's limits are process-wide, so two threads restoring them would race
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", ParameterWarning)  # its own normalize() hands fit a COO
         model.fit(user_items, show_progress=False)
     return model

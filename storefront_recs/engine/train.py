@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Engine, insert, update
@@ -29,7 +30,14 @@ from .blend_tuning import (
     validation_users,
 )
 from .bundle import BundleParts, BundleStore, new_version, write_parts
-from .data import Interactions, MatrixConfig, describe, holdout_split, load_interactions
+from .data import (
+    Interactions,
+    MatrixConfig,
+    describe,
+    holdout_split,
+    load_catalog,
+    load_interactions,
+)
 from .evaluate import (
     TopLists,
     compare,
@@ -54,6 +62,7 @@ STAGES = ("load", "split", "als", "evaluate", "blend", "ease", "itemitem", "cont
           "publish")
 GATE_METRIC = "ndcg@10"
 Progress = Callable[[str], None]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,24 @@ class _Clock:
     def total(self) -> float:
         return round(time.perf_counter() - self._start, 4)
 
+    def report(self) -> dict[str, float]:
+        """Each finished stage's duration in pipeline order, and the total so far."""
+        order = {name: n for n, name in enumerate(STAGES)}
+        done = sorted(self.timings.items(), key=lambda kv: order.get(kv[0], len(order)))
+        return {**dict(done), "total": self.total()}
+
+    def beside(self, side: ThreadPoolExecutor, name: str, fn: Callable[[], _T]) -> Future[_T]:
+        """Run ``fn`` as stage ``name`` in the side thread; its own duration is recorded."""
+
+        def run() -> _T:
+            t0 = time.perf_counter()
+            try:
+                return fn()
+            finally:
+                self.timings[name] = round(time.perf_counter() - t0, 4)
+
+        return side.submit(run)
+
 
 def gate_reason(metrics: Mapping[str, float], serving: Mapping[str, Any] | None, margin: float) -> str | None:
     """Why the quality gate refuses these metrics, or None when they may be published."""
@@ -154,52 +181,69 @@ def run_pipeline(
     trigger: str = "manual",
     progress: Progress | None = None,
 ) -> TrainReport:
-    """Train every model, evaluate, and (with ``publish``) write and maybe publish a bundle."""
+    """Train every model, evaluate, and (with ``publish``) write and maybe publish a bundle.
+
+    ALS keeps both cores busy on its own; the other stages mostly run on one, so the models that
+    do not depend on ALS (content, popularity, item-item) are fitted in a side thread beside
+    the single-core stages (the event load, the split, the blend choice).
+    """
     clock = _Clock(progress)
-    with clock.stage("load"):
-        inter = load_interactions(engine, settings.matrix)
-    counts = describe(inter)
-    if inter.n_items == 0:
-        raise ValueError("nothing to train on: no interaction events and no catalogue items")
-    with clock.stage("split"):
-        train_m, test_m = holdout_split(inter, settings.holdout, settings.min_interactions)
-        full_m = inter.matrix()
-    p = settings.als
-    with clock.stage("als"):
-        # the iterations are shared: most on the time split (the evaluated model), the last few
-        # on the full matrix from there (the published model), so ALS costs one plain fit
-        eval_model = fit_als(train_m, p, iterations=max(p.iterations - p.refit_iterations, 1))
-        model = fit_als(full_m, p, warm_start=eval_model, iterations=p.refit_iterations) \
-            if p.refit_iterations > 0 else eval_model
-    with clock.stage("evaluate"):
-        users = holdout_users(test_m, settings.eval_max_users, p.seed)
-        counts["test_users"] = len(users)
-        # the blend choice's ALS lists come from the same scores (its users are a subset)
-        blend_users = validation_users(users, settings.blend) if publish else None
-        kept = TopLists(blend_users, DEPTH) if blend_users is not None else None
-        ours = evaluate_scorer(factor_scorer(eval_model.user_factors, eval_model.item_factors),
-                               train_m, test_m, users, keep=kept)
-        metrics = compare(ours, evaluate_scorer(popularity_scorer(train_m), train_m, test_m, users))
-    report = TrainReport(status="evaluated", metrics=metrics, counts=counts)
-    if not publish:
-        report.timings = {**clock.timings, "total": clock.total()}
-        return report
-    with clock.stage("blend"):
-        kept_lists = kept.lists() if kept is not None else None
-        als = als_lists(*kept_lists) if kept_lists is not None else None
-        choice = select_blend(train_m, test_m, users, eval_model.user_factors, eval_model.item_factors,
-                              (inter.users, inter.items, inter.ts, inter.decay), settings.blend, als=als)
-    blend = choice.weights if choice is not None else settings.blend.configured
-    with clock.stage("ease"):
-        ease = ease_model.fit_ease(full_m, settings.blend.ease_lambda, settings.blend.ease_k) \
-            if blend.get("ease", 0) > 0 and ease_model.fits(full_m, settings.blend.ease_max_items) else None
-    with clock.stage("itemitem"):
-        itemitem = fit_itemitem(full_m, settings.itemitem_k)
-    with clock.stage("content"):
-        content = fit_content(inter.catalog, settings.content_dims, p.seed)
-    with clock.stage("popularity"):
-        popularity = fit_popularity(inter, settings.trending_days)
-        together = fit_bought_together(inter, settings.matrix.session_gap_seconds)
+    with ThreadPoolExecutor(1, thread_name_prefix="recs-train") as side:
+        catalog = side.submit(load_catalog, engine)
+        content_job = clock.beside(side, "content", lambda: fit_content(
+            catalog.result(), settings.content_dims, settings.als.seed)) if publish else None
+        with clock.stage("load"):
+            inter = load_interactions(engine, settings.matrix, catalog=catalog.result)
+        counts = describe(inter)
+        if inter.n_items == 0:
+            raise ValueError("nothing to train on: no interaction events and no catalogue items")
+        popularity_job = clock.beside(side, "popularity", lambda: (
+            fit_popularity(inter, settings.trending_days),
+            fit_bought_together(inter, settings.matrix.session_gap_seconds))) if publish else None
+        with clock.stage("split"):
+            train_m, test_m = holdout_split(inter, settings.holdout, settings.min_interactions)
+            full_m = inter.matrix()
+        for job in (content_job, popularity_job):  # ALS takes both cores: nothing runs beside it
+            if job is not None:
+                job.result()
+        p = settings.als
+        with clock.stage("als"):
+            # the iterations are shared: most on the time split (the evaluated model), the last few
+            # on the full matrix from there (the published model), so ALS costs one plain fit
+            eval_model = fit_als(train_m, p, iterations=max(p.iterations - p.refit_iterations, 1))
+            model = fit_als(full_m, p, warm_start=eval_model, iterations=p.refit_iterations) \
+                if p.refit_iterations > 0 else eval_model
+        with clock.stage("evaluate"):
+            users = holdout_users(test_m, settings.eval_max_users, p.seed)
+            counts["test_users"] = len(users)
+            # the blend choice's ALS lists come from the same scores (its users are a subset)
+            blend_users = validation_users(users, settings.blend) if publish else None
+            kept = TopLists(blend_users, DEPTH) if blend_users is not None else None
+            # the item-item models are fitted beside the evaluation and the blend choice
+            split_similarity = clock.beside(side, "blend_itemitem", lambda: fit_itemitem(
+                train_m, settings.blend.itemitem_k).similarity) \
+                if blend_users is not None and settings.blend.wants("itemitem") else None
+            itemitem_job = clock.beside(side, "itemitem", lambda: fit_itemitem(full_m, settings.itemitem_k)) \
+                if publish else None
+            ours = evaluate_scorer(factor_scorer(eval_model.user_factors, eval_model.item_factors),
+                                   train_m, test_m, users, keep=kept)
+            metrics = compare(ours, evaluate_scorer(popularity_scorer(train_m), train_m, test_m, users))
+        report = TrainReport(status="evaluated", metrics=metrics, counts=counts)
+        if not publish or content_job is None or popularity_job is None or itemitem_job is None:
+            report.timings = clock.report()
+            return report
+        with clock.stage("blend"):
+            kept_lists = kept.lists() if kept is not None else None
+            als = als_lists(*kept_lists) if kept_lists is not None else None
+            choice = select_blend(train_m, test_m, users, eval_model.user_factors, eval_model.item_factors,
+                                  (inter.users, inter.items, inter.ts, inter.decay), settings.blend, als=als,
+                                  similarity=None if split_similarity is None else split_similarity.result())
+        blend = choice.weights if choice is not None else settings.blend.configured
+        with clock.stage("ease"):
+            ease = ease_model.fit_ease(full_m, settings.blend.ease_lambda, settings.blend.ease_k) \
+                if blend.get("ease", 0) > 0 and ease_model.fits(full_m, settings.blend.ease_max_items) else None
+        itemitem, content = itemitem_job.result(), content_job.result()
+        popularity, together = popularity_job.result()
     version = new_version()
     ann_mode = settings.resolved_ann_mode(inter.n_items)
     staging = store.stage(version)
@@ -213,7 +257,7 @@ def run_pipeline(
             serving = store.serving_manifest()
             refusal = gate_reason(metrics, serving, settings.gate_margin) if len(users) else None
             report.serving_version = None if serving is None else serving.get("version")
-            report.timings = {**clock.timings, "total": clock.total()}
+            report.timings = clock.report()
             manifest = _manifest(version, inter, counts, settings, metrics, report.timings, ann_mode, trigger)
             manifest["blend"] = _blend_manifest(choice, blend)
             if refusal is None:
@@ -222,7 +266,7 @@ def run_pipeline(
     except BaseException:
         store.discard(staging)
         raise
-    report.timings = {**clock.timings, "total": clock.total()}
+    report.timings = clock.report()
     report.version = version
     if refusal is None:
         report.status, report.published = "published", True
