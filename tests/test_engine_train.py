@@ -198,6 +198,21 @@ def test_stage_timings_come_in_pipeline_order_whichever_thread_ran_them(shop: Fl
     assert report.timings["total"] >= report.timings["load"] + report.timings["als"]
 
 
+def test_training_leaves_the_process_blas_thread_count_as_it_found_it(shop: Flask) -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    recs: Recs = shop.extensions["storefront_recs"].recs
+    with threadpool_limits(2, "blas"), shop.app_context():  # as a web worker with two BLAS threads
+        before = blas_threads()
+        assert before and set(before) == {2}
+        recs.train()
+        recs.evaluate()
+        assert blas_threads() == before
+
+
 def test_a_new_item_without_interactions_gets_content_neighbours(sqlite_app: Flask) -> None:
     sqlite_app.config.update(SMALL)
     items = [*shop_items(), {"id": "brand-new", "title": "blue hat deluxe", "category": "hat",

@@ -208,19 +208,28 @@ def user_ndcg_of_blends(sources: Mapping[str, SourceLists], test: sparse.csr_mat
     discounts = 1.0 / np.log2(np.arange(2, 12))
     ideal = np.cumsum(discounts)[np.clip(np.minimum(n_true, 10) - 1, 0, 9)] * (n_true > 0)
     k = min(10, width)
-    out = []
-    for blend in blends:
+    out = np.zeros((len(blends), n_users))
+    # only users with a held-out item among their candidates can score above 0 in any blend
+    scored = np.flatnonzero(hits.any(axis=1))
+    kept_keys = np.isin(key_user, scored)
+    entries = kept_keys[inverse]
+    inverse = (np.cumsum(kept_keys) - 1)[inverse[entries]]
+    entry_score, entry_src = score[keep][entries], src[keep][entries]
+    key_row, slot = np.searchsorted(scored, key_user[kept_keys]), slot[kept_keys]
+    hits, ideal = hits[scored], ideal[scored]
+    for b, blend in enumerate(blends):
         w = np.array([float(blend.get(s, 0.0)) for s in names], dtype=np.float32)
-        summed = np.bincount(inverse, weights=score[keep] * w[src[keep]], minlength=len(keys))
-        table = np.full((n_users, width), -1.0)
-        table[key_user, slot] = np.where(summed > 0, summed, -1.0)
-        top = np.argpartition(-table, k - 1, axis=1)[:, :k] if width > k else np.tile(np.arange(width), (n_users, 1))
+        summed = np.bincount(inverse, weights=entry_score * w[entry_src], minlength=len(key_row))
+        table = np.full((len(scored), width), -1.0)
+        table[key_row, slot] = np.where(summed > 0, summed, -1.0)
+        top = np.argpartition(-table, k - 1, axis=1)[:, :k] if width > k else \
+            np.tile(np.arange(width), (len(scored), 1))
         order = np.argsort(-np.take_along_axis(table, top, axis=1), axis=1, kind="stable")
         top = np.take_along_axis(top, order, axis=1)
         gained = np.take_along_axis(hits, top, axis=1) & (np.take_along_axis(table, top, axis=1) > 0)
         dcg = (gained * discounts[:k]).sum(axis=1)
-        out.append(np.where(ideal > 0, dcg / np.maximum(ideal, 1e-12), 0.0))
-    return np.array(out)
+        out[b, scored] = np.where(ideal > 0, dcg / np.maximum(ideal, 1e-12), 0.0)
+    return out
 
 
 def paired_z(gains: np.ndarray) -> float:

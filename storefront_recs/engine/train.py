@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Engine, insert, update
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from .. import leases
 from ..db import utcnow
@@ -183,29 +184,37 @@ def run_pipeline(
 ) -> TrainReport:
     """Train every model, evaluate, and (with ``publish``) write and maybe publish a bundle.
 
-    ALS keeps both cores busy on its own; the other stages mostly run on one, so the models that
-    do not depend on ALS (content, popularity, item-item) are fitted in a side thread beside
-    the single-core stages (the event load, the split, the blend choice).
+    The stages around ALS mostly run on one core, so the models that do not depend on ALS
+    (content, popularity, item-item) are fitted in a side thread beside them: popularity and
+    content beside the split (and the start of ALS), item-item beside the evaluation and the
+    blend choice. BLAS runs on one thread throughout (threadpoolctl's limits are process-wide,
+    so threads must not set different ones), except for EASE's factorisation.
     """
+    blas_threads = max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"),
+                       default=1)
+    with threadpool_limits(1, "blas"):
+        return _pipeline(engine, store, settings, publish, trigger, progress, blas_threads)
+
+
+def _pipeline(engine: Engine, store: BundleStore, settings: TrainSettings, publish: bool, trigger: str,
+              progress: Progress | None, blas_threads: int) -> TrainReport:
     clock = _Clock(progress)
     with ThreadPoolExecutor(1, thread_name_prefix="recs-train") as side:
         catalog = side.submit(load_catalog, engine)
-        content_job = clock.beside(side, "content", lambda: fit_content(
-            catalog.result(), settings.content_dims, settings.als.seed)) if publish else None
         with clock.stage("load"):
             inter = load_interactions(engine, settings.matrix, catalog=catalog.result)
         counts = describe(inter)
         if inter.n_items == 0:
             raise ValueError("nothing to train on: no interaction events and no catalogue items")
+        # after the load (whose readers use both cores), beside the split and the start of ALS
         popularity_job = clock.beside(side, "popularity", lambda: (
             fit_popularity(inter, settings.trending_days),
             fit_bought_together(inter, settings.matrix.session_gap_seconds))) if publish else None
+        content_job = clock.beside(side, "content", lambda: fit_content(
+            inter.catalog, settings.content_dims, settings.als.seed)) if publish else None
         with clock.stage("split"):
             train_m, test_m = holdout_split(inter, settings.holdout, settings.min_interactions)
             full_m = inter.matrix()
-        for job in (content_job, popularity_job):  # ALS takes both cores: nothing runs beside it
-            if job is not None:
-                job.result()
         p = settings.als
         with clock.stage("als"):
             # the iterations are shared: most on the time split (the evaluated model), the last few
@@ -232,14 +241,14 @@ def run_pipeline(
         if not publish or content_job is None or popularity_job is None or itemitem_job is None:
             report.timings = clock.report()
             return report
-        with clock.stage("blend"):
+        with clock.stage("blend"), threadpool_limits(blas_threads, "blas"):  # EASE on the split
             kept_lists = kept.lists() if kept is not None else None
             als = als_lists(*kept_lists) if kept_lists is not None else None
             choice = select_blend(train_m, test_m, users, eval_model.user_factors, eval_model.item_factors,
                                   (inter.users, inter.items, inter.ts, inter.decay), settings.blend, als=als,
                                   similarity=None if split_similarity is None else split_similarity.result())
         blend = choice.weights if choice is not None else settings.blend.configured
-        with clock.stage("ease"):
+        with clock.stage("ease"), threadpool_limits(blas_threads, "blas"):
             ease = ease_model.fit_ease(full_m, settings.blend.ease_lambda, settings.blend.ease_k) \
                 if blend.get("ease", 0) > 0 and ease_model.fits(full_m, settings.blend.ease_max_items) else None
         itemitem, content = itemitem_job.result(), content_job.result()
