@@ -294,7 +294,7 @@ def load_interactions(
     user_vocab, item_vocab = _Vocab(), _Vocab()
     parts: list[tuple[np.ndarray, ...]] = []
     total = 0
-    with ThreadPoolExecutor(1, thread_name_prefix="recs-catalog") as side:
+    with ThreadPoolExecutor(1, thread_name_prefix="recs-load") as side:
         read_catalog = catalog or side.submit(load_catalog, engine).result
         for user_keys, item_keys, codes, qty, ts in _read_chunks(engine, type_names, chunk_rows):
             user_vocab.add(*user_keys)
@@ -304,10 +304,11 @@ def load_interactions(
             if on_progress is not None:
                 on_progress(len(codes))
         catalog_items = read_catalog()
-    types, qty, ts = [np.concatenate(col) for col in zip(*parts, strict=True)] if parts else _empty()
-    user_ids, users = user_vocab.codes()
-    item_ids, items = item_vocab.codes([item["id"] for item in catalog_items])
-    order = _event_order(users, items, types, ts, len(item_ids), len(type_names))
+        types, qty, ts = [np.concatenate(col) for col in zip(*parts, strict=True)] if parts else _empty()
+        by_time = side.submit(np.argsort, ts, kind="stable")  # beside the vocabularies
+        user_ids, users = user_vocab.codes()
+        item_ids, items = item_vocab.codes([item["id"] for item in catalog_items])
+        order = _event_order(users, items, types, ts, len(item_ids), len(type_names), by_time.result())
     users, items, types, qty, ts = users[order], items[order], types[order], qty[order], ts[order]
     keep = (qty > 0) & dedup_mask(users, items, types, ts, cfg.dedup_seconds, presorted=True)
     users, items, types, qty, ts = users[keep], items[keep], types[keep], qty[keep], ts[keep]
@@ -331,19 +332,21 @@ def load_interactions(
 
 
 def _event_order(users: np.ndarray, items: np.ndarray, types: np.ndarray, ts: np.ndarray,
-                 n_items: int, n_types: int) -> np.ndarray:
+                 n_items: int, n_types: int, by_time: np.ndarray | None = None) -> np.ndarray:
     """The stable order of events by (user, item, type, ts), as ``np.lexsort`` gives it."""
-    return lex_order((users.astype(np.int64) * n_items + items) * max(n_types, 1) + types, ts)
+    return lex_order((users.astype(np.int64) * n_items + items) * max(n_types, 1) + types, ts, by_time)
 
 
-def lex_order(key: np.ndarray, then: np.ndarray) -> np.ndarray:
+def lex_order(key: np.ndarray, then: np.ndarray, by_then: np.ndarray | None = None) -> np.ndarray:
     """``np.lexsort((then, key))`` for a non-negative int64 ``key``, faster: one int64 key (``key``,
     then the rank in a stable sort by ``then``) sorted once; it is unique, so the sort need not
-    be stable. Falls back to lexsort when that key could overflow."""
+    be stable. Falls back to lexsort when that key could overflow. ``by_then``:
+    ``np.argsort(then, kind="stable")`` when the caller has it already."""
     n = len(key)
     if not n or (int(key.max()) + 1) * n >= 2**63 or int(key.min()) < 0:
         return np.lexsort((then, key))
-    by_then = np.argsort(then, kind="stable")
+    if by_then is None:
+        by_then = np.argsort(then, kind="stable")
     rank = np.empty(n, dtype=np.int64)
     rank[by_then] = np.arange(n, dtype=np.int64)
     # sorting the values (a SIMD sort) is ~5x faster than argsort; each value's rank gives its row

@@ -212,14 +212,15 @@ def _pipeline(engine: Engine, store: BundleStore, settings: TrainSettings, publi
             fit_bought_together(inter, settings.matrix.session_gap_seconds))) if publish else None
         content_job = clock.beside(side, "content", lambda: fit_content(
             inter.catalog, settings.content_dims, settings.als.seed)) if publish else None
+        full_job = side.submit(inter.matrix)  # needed after the first ALS fit
         with clock.stage("split"):
             train_m, test_m = holdout_split(inter, settings.holdout, settings.min_interactions)
-            full_m = inter.matrix()
         p = settings.als
         with clock.stage("als"):
             # the iterations are shared: most on the time split (the evaluated model), the last few
             # on the full matrix from there (the published model), so ALS costs one plain fit
             eval_model = fit_als(train_m, p, iterations=max(p.iterations - p.refit_iterations, 1))
+            full_m = full_job.result()
             model = fit_als(full_m, p, warm_start=eval_model, iterations=p.refit_iterations) \
                 if p.refit_iterations > 0 else eval_model
         with clock.stage("evaluate"):
