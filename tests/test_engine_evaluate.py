@@ -8,6 +8,7 @@ from scipy import sparse
 
 from storefront_recs.engine.evaluate import (
     KS,
+    TopLists,
     evaluate_scorer,
     factor_scorer,
     holdout_users,
@@ -52,6 +53,32 @@ def test_metrics_match_a_brute_force_ranking(n_items: int) -> None:
     baseline = evaluate_scorer(popularity_scorer(train), train, test, users)
     assert baseline == pytest.approx(brute_force(np.tile(pop, (n_users, 1)), train, test, users))
     assert ours["ndcg@10"] != baseline["ndcg@10"]
+
+
+@pytest.mark.parametrize("n_items", [15, 300])
+def test_kept_top_lists_leave_the_metrics_alone_and_match_a_brute_force_ranking(n_items: int) -> None:
+    rng = np.random.default_rng(5)
+    n_users = 900
+    train = sparse.random(n_users, n_items, density=0.05, format="csr", random_state=4, dtype=np.float32)
+    test = sparse.random(n_users, n_items, density=0.02, format="csr", random_state=6, dtype=np.float32)
+    test = (test - test.multiply(train > 0)).tocsr()
+    test.eliminate_zeros()
+    test.data[:] = 1.0
+    users = rng.permutation(holdout_users(test, 0, seed=0))  # in no particular order
+    user_f = rng.normal(size=(n_users, 8)).astype(np.float32)
+    item_f = rng.normal(size=(n_items, 8)).astype(np.float32)
+    plain = evaluate_scorer(factor_scorer(user_f, item_f), train, test, users)
+    n_kept = len(users) // 2  # blocks of kept users and blocks of others
+    kept = TopLists(np.sort(rng.choice(users, n_kept, replace=False)), depth=25)
+    assert evaluate_scorer(factor_scorer(user_f, item_f), train, test, users, keep=kept) == plain
+    assert kept.ids is not None and kept.scores is not None
+    assert kept.ids.shape == (n_kept, min(25, n_items))
+    for user, ids, scores in zip(kept.users, kept.ids, kept.scores, strict=True):
+        seen = set(train[user].indices.tolist())
+        unseen = [i for i in np.argsort(-(user_f[user] @ item_f.T), kind="stable") if i not in seen]
+        valid = scores > -np.inf
+        assert ids[valid].tolist() == unseen[: int(valid.sum())]
+        assert int(valid.sum()) == min(25, len(unseen))
 
 
 def test_users_are_a_seeded_sample_above_the_limit() -> None:

@@ -153,7 +153,9 @@ def itemitem_source(similarity: sparse.csr_matrix, seeds: Mapping[int, Sequence[
     sims.setdiag(0)
     sims.eliminate_zeros()
     row_max = np.zeros(n_items, dtype=np.float32)
-    np.maximum.at(row_max, np.repeat(np.arange(n_items), np.diff(sims.indptr)), sims.data)
+    filled = np.flatnonzero(np.diff(sims.indptr))
+    if len(filled):
+        row_max[filled] = np.maximum(np.maximum.reduceat(sims.data, sims.indptr[filled]), 0.0)
     scaled = sparse.diags(np.where(row_max > 0, 1.0 / np.maximum(row_max, 1e-12), 0.0)) @ sims
     rows, cols, vals = [], [], []
     for r, u in enumerate(users):

@@ -542,7 +542,7 @@ def sessions(users: np.ndarray, ts: np.ndarray, gap: float) -> np.ndarray:
     """A session number per event: a visitor's events split where they pause longer than ``gap``."""
     if not len(users):
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((ts, users))
+    order = lex_order(np.asarray(users, dtype=np.int64), ts)
     u, s = users[order], ts[order]
     new = np.ones(len(u), dtype=bool)
     new[1:] = (u[1:] != u[:-1]) | (s[1:] - s[:-1] > gap)

@@ -121,18 +121,25 @@ def evaluate_scorer(
     kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def rank(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
-        """A block's top ``k_max`` (and its kept users' top lists)."""
+        """A block's top ``k_max`` (and, for a block of kept users, their top lists)."""
         seen = train[batch]
         if scorer.shared_order is not None:
             return *top_k_shared(scorer.shared_order, seen, k_max), None
         scores = np.ascontiguousarray(scorer.queries(batch), dtype=np.float32) @ items.T
-        top, valid = top_k_scored(scores, seen, k_max)
-        if keep is None:
-            return top, valid, None
-        rows = np.isin(batch, keep.users)  # ``scores`` now has the seen items at -inf
-        return top, valid, (batch[rows], *_top_scores(scores[rows], min(keep.depth, n_items)))
+        if keep is None or not is_kept[batch[0]]:
+            return *top_k_scored(scores, seen, k_max), None
+        depth = min(keep.depth, n_items)  # one selection gives both lists
+        top, valid = top_k_scored(scores, seen, max(depth, k_max))
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        return top[:, :k_max], valid[:, :k_max], (batch, top[:, :depth], top_scores[:, :depth])
 
-    batches = [users[start : start + BATCH] for start in range(0, len(users), BATCH)]
+    # kept users (if any) in blocks of their own, the others after; results go back to ``users``' order
+    is_kept = np.zeros(train.shape[0], dtype=bool)
+    if keep is not None and scorer.shared_order is None:
+        is_kept[keep.users] = True
+    in_order = np.concatenate([np.flatnonzero(is_kept[users]), np.flatnonzero(~is_kept[users])])
+    batches = [part[start : start + BATCH] for part in np.split(users[in_order], [int(is_kept[users].sum())])
+               for start in range(0, len(part), BATCH)]
     # blocks are ranked two at a time: their matrix product and argpartition release the GIL;
     # one BLAS thread each (two each cost a quarter more CPU for no gain)
     with threadpool_limits(1, "blas"), ThreadPoolExecutor(RANK_THREADS, thread_name_prefix="recs-eval") as pool:
@@ -157,10 +164,11 @@ def evaluate_scorer(
             raise ValueError("TopLists.users must be a subset of the evaluated users")
         keep.ids = np.concatenate([k[1] for k in kept])[by_user]
         keep.scores = np.concatenate([k[2] for k in kept])[by_user]
+    back = np.argsort(in_order)  # the per-user values in ``users``' order (the same sums as always)
     return {
-        "ndcg@10": float(np.concatenate(ndcg).mean()),
-        "recall@10": float(np.concatenate(recall[10]).mean()),
-        "recall@20": float(np.concatenate(recall[20]).mean()),
+        "ndcg@10": float(np.concatenate(ndcg)[back].mean()),
+        "recall@10": float(np.concatenate(recall[10])[back].mean()),
+        "recall@20": float(np.concatenate(recall[20])[back].mean()),
         "coverage": float(shown.sum() / n_items),
     }
 

@@ -24,7 +24,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import HashingVectorizer
 from threadpoolctl import threadpool_limits
 
-from .data import DAY, Interactions, sessions
+from .data import DAY, Interactions, lex_order, sessions
 
 CONTENT_FEATURES = 2**20
 BASKET_TYPES = ("add_to_cart", "purchase")
@@ -252,7 +252,7 @@ def fit_bought_together(inter: Interactions, session_gap: float, k: int = BOUGHT
 
 def top_k_per_row(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, n: int, k: int) -> sparse.csr_matrix:
     """A CSR matrix keeping only each row's ``k`` largest entries, sorted best first."""
-    order = np.lexsort((-data, rows))
+    order = lex_order(np.asarray(rows, dtype=np.int64), -data)
     rows, cols, data = rows[order], cols[order], data[order]
     counts = np.bincount(rows, minlength=n)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
