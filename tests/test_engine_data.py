@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -96,6 +96,10 @@ def test_reading_in_small_chunks_gives_the_same_interactions(app: Flask) -> None
     assert odd in chunked.item_ids and chunked.item_ids == whole.item_ids
     assert (chunked.matrix() != whole.matrix()).nnz == 0
     assert cell(chunked, "u1", odd) == pytest.approx(8.0 * (1 + np.log(2)), rel=1e-4)
+    # the times too, whether a chunk was read packed or row by row
+    assert np.array_equal(chunked.ts, whole.ts)
+    first, last = (t.replace(tzinfo=UTC).timestamp() for t in (T0, T0 + timedelta(minutes=29)))
+    assert whole.time_range() == (first, last)
 
 
 def test_catalogue_items_are_in_the_vocabulary_without_events(sqlite_app: Flask) -> None:

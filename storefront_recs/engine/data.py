@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 from sqlalchemy import (
+    BigInteger,
     Engine,
-    Float,
     Select,
     Text,
     and_,
@@ -111,11 +111,12 @@ class Interactions:
         return float(self.ts.min()), float(self.ts.max())
 
 
-def epoch_seconds(column: Any, dialect: str) -> ColumnElement[Any]:
-    """SQL for a naive-UTC DateTime column as float epoch seconds (no Python datetime parsing)."""
-    if dialect == "sqlite":
-        return (func.julianday(column) - 2440587.5) * DAY
-    return cast(func.extract("epoch", column), Float)
+def epoch_microseconds(column: Any, dialect: str) -> ColumnElement[Any]:
+    """SQL for a naive-UTC DateTime column as integer epoch microseconds (not SQLite). An integer's
+    text is cheaper to parse than a float's (3 vs 31 ms per 100,000), and exact: the float
+    seconds are off by far less than half a microsecond, which the cast rounds away."""
+    seconds = func.date_part("epoch", column) if dialect == "postgresql" else func.extract("epoch", column)
+    return cast(seconds * 1_000_000, BigInteger)
 
 
 def load_catalog(engine: Engine) -> list[dict[str, Any]]:
@@ -140,14 +141,14 @@ def _event_columns(engine: Engine, type_names: list[str]) -> tuple[Any, list[Col
 
     The linked identity is a correlated subquery inside ``coalesce``, so it is only looked up for
     events without a user key (an outer join probes the identities index for every event). The
-    time is epoch seconds on PostgreSQL and SQLite's stored ISO text on SQLite (numpy parses
-    that faster than ``julianday``, and keeps the microseconds).
+    time is epoch microseconds on PostgreSQL and SQLite's stored ISO text on SQLite (numpy
+    parses that faster than ``julianday``, and keeps the microseconds).
     """
     e, i = Event.__table__.alias("e"), Identity.__table__
     linked = select(i.c.user_key).where(i.c.anonymous_id == e.c.anonymous_id).scalar_subquery()
     user = func.coalesce(e.c.user_key, linked, literal(ANON_PREFIX) + e.c.anonymous_id)
     sqlite = engine.dialect.name == "sqlite"
-    ts = type_coerce(e.c.ts, Text) if sqlite else epoch_seconds(e.c.ts, engine.dialect.name)
+    ts = type_coerce(e.c.ts, Text) if sqlite else epoch_microseconds(e.c.ts, engine.dialect.name)
     return e, [user, e.c.item_id, e.c.type, e.c.quantity, ts]
 
 
@@ -178,9 +179,12 @@ def rows_query(engine: Engine, type_names: list[str], lo: int, hi: int) -> Selec
 
 
 def _epoch(values: Any) -> np.ndarray:
-    """Epoch seconds from floats, or from SQLite's ISO text via numpy's datetime parser."""
-    if not len(values) or not isinstance(values[0], str):
-        return np.array(values, dtype=np.float64)
+    """Epoch seconds from integer epoch microseconds, or from SQLite's ISO text via numpy's
+    datetime parser."""
+    if not len(values):
+        return np.zeros(0, dtype=np.float64)
+    if not isinstance(values[0], str):
+        return np.array(values, dtype=np.int64) / 1e6
     stamps = np.array(values, dtype="datetime64[us]")
     return stamps.astype(np.int64) / 1e6
 
@@ -240,7 +244,7 @@ def _read_chunks(
                     _type_codes(_Keys.of(list(c)), type_names), np.array(q, np.int32), _epoch(t))
         return (user_keys.distinct(), item_keys.distinct(), _type_codes(type_keys, type_names),
                 np.fromstring(qty, np.int32, sep=","),
-                _packed_epoch(ts, n) if sqlite else np.fromstring(ts, np.float64, sep=","))
+                _packed_epoch(ts, n) if sqlite else np.fromstring(ts, np.int64, sep=",") / 1e6)
 
     def submit(n_chunk: int) -> None:
         if n_chunk < len(starts):
