@@ -225,3 +225,8 @@ def insert_dataset(engine: Any, ds: Dataset, batch: int = 100_000) -> None:
         raw.commit()
     finally:
         raw.close()
+    if engine.dialect.name == "postgresql":
+        # what autovacuum does soon after a bulk load in a running shop: without it the first
+        # reads of a just-copied table check every row's visibility (0.5 s more on 1M events)
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE recs_events")
