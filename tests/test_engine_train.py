@@ -198,6 +198,16 @@ def test_stage_timings_come_in_pipeline_order_whichever_thread_ran_them(shop: Fl
     assert report.timings["total"] >= report.timings["load"] + report.timings["als"]
 
 
+def test_evaluate_reports_the_metrics_a_training_run_would_and_publishes_nothing(shop: Flask) -> None:
+    recs: Recs = shop.extensions["storefront_recs"].recs
+    with shop.app_context():
+        evaluated = recs.evaluate()
+        assert evaluated.status == "evaluated" and recs.model_bundle() is None
+        assert "itemitem" not in evaluated.timings and "write" not in evaluated.timings
+        trained = recs.train()
+    assert trained.published and evaluated.metrics == trained.metrics
+
+
 def test_training_leaves_the_process_blas_thread_count_as_it_found_it(shop: Flask) -> None:
     from threadpoolctl import threadpool_info, threadpool_limits
 

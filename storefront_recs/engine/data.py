@@ -212,9 +212,6 @@ def _id_range(engine: Engine) -> tuple[int, int]:
     return (0, -1) if lo is None else (int(lo), int(hi))
 
 
-_Chunk = tuple["_Distinct", "_Distinct", np.ndarray, np.ndarray, np.ndarray]
-
-
 def _read_chunks(
     engine: Engine, type_names: list[str], chunk_rows: int, readers: int = READERS,
 ) -> Iterator[_Chunk]:
@@ -445,6 +442,7 @@ class _Keys:
 
 
 _Distinct = tuple[_Keys, np.ndarray]
+_Chunk = tuple[_Distinct, _Distinct, np.ndarray, np.ndarray, np.ndarray]  # what _read_chunks yields
 
 
 def _hash(keys: _Keys) -> np.ndarray:

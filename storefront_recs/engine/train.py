@@ -221,8 +221,9 @@ def _pipeline(engine: Engine, store: BundleStore, settings: TrainSettings, publi
             # on the full matrix from there (the published model), so ALS costs one plain fit
             eval_model = fit_als(train_m, p, iterations=max(p.iterations - p.refit_iterations, 1))
             full_m = full_job.result()
+            # only a published model needs the refit (``flask recs evaluate`` skips it)
             model = fit_als(full_m, p, warm_start=eval_model, iterations=p.refit_iterations) \
-                if p.refit_iterations > 0 else eval_model
+                if publish and p.refit_iterations > 0 else eval_model
         with clock.stage("evaluate"):
             users = holdout_users(test_m, settings.eval_max_users, p.seed)
             counts["test_users"] = len(users)
