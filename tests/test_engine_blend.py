@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -106,18 +107,25 @@ def synthetic_split(popular_test: bool, seed: int = 0) -> tuple[sparse.csr_matri
     return matrix(train, n_items), matrix(test, n_items)
 
 
-@pytest.mark.parametrize("popular_test", [True, False])
-def test_blend_choice_follows_what_the_validation_data_rewards(popular_test: bool) -> None:
+# EASE left out: on data this small it learns the popular items as well as popularity does
+GRID_WITHOUT_EASE = {source: weights for source, weights in GRID.items() if source != "ease"}
+
+
+def fitted_split(popular_test: bool) -> tuple[Any, ...]:
+    """``synthetic_split``'s matrices, every user, an ALS model fitted on the split, and the
+    events select_blend reads (the seeds of item-item: every training item, at one time each)."""
     train, test = synthetic_split(popular_test)
-    users = np.arange(train.shape[0])
     model = fit_als(train, ALSParams(factors=8, iterations=10, alpha=5.0))
-    # the seeds of item-item: every training item, at one time each
     coo = train.tocoo()
     events = (coo.row.astype(np.int32), coo.col.astype(np.int32), np.arange(coo.nnz, dtype=np.float64),
               np.ones(coo.nnz, np.float32))
-    # EASE left out: on data this small it learns the popular items as well as popularity does
-    grid = {source: weights for source, weights in GRID.items() if source != "ease"}
-    settings = BlendSettings(configured={"als": 1.0, "popularity": 1.0}, grid=grid)
+    return train, test, np.arange(train.shape[0]), model, events
+
+
+@pytest.mark.parametrize("popular_test", [True, False])
+def test_blend_choice_follows_what_the_validation_data_rewards(popular_test: bool) -> None:
+    train, test, users, model, events = fitted_split(popular_test)
+    settings = BlendSettings(configured={"als": 1.0, "popularity": 1.0}, grid=GRID_WITHOUT_EASE)
     choice = select_blend(train, test, users, model.user_factors, model.item_factors, events, settings)
     assert choice is not None and choice.users == len(users)
     assert len(choice.table) > 10 and choice.ndcg == max(score for _, score in choice.table)
@@ -133,14 +141,8 @@ def test_blend_choice_follows_what_the_validation_data_rewards(popular_test: boo
 
 def test_the_evaluations_kept_als_lists_give_the_same_blend_choice() -> None:
     # the pipeline hands select_blend the ALS lists the evaluation kept from its own scores
-    train, test = synthetic_split(False)
-    users = np.arange(train.shape[0])
-    model = fit_als(train, ALSParams(factors=8, iterations=10, alpha=5.0))
-    coo = train.tocoo()
-    events = (coo.row.astype(np.int32), coo.col.astype(np.int32), np.arange(coo.nnz, dtype=np.float64),
-              np.ones(coo.nnz, np.float32))
-    settings = BlendSettings(configured={"als": 1.0, "popularity": 1.0},
-                             grid={source: w for source, w in GRID.items() if source != "ease"})
+    train, test, users, model, events = fitted_split(False)
+    settings = BlendSettings(configured={"als": 1.0, "popularity": 1.0}, grid=GRID_WITHOUT_EASE)
     picked = validation_users(users, settings)
     assert picked is not None
     kept = TopLists(picked, DEPTH)
