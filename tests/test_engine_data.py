@@ -159,13 +159,22 @@ def test_decay_halves_per_half_life_down_to_the_floor() -> None:
     assert decay(ts, 0.0).tolist() == [1.0, 1.0, 1.0, 1.0]
 
 
-def test_lex_order_is_lexsort_with_ties() -> None:
+@pytest.mark.parametrize(("spread", "scale", "dtype"), [
+    (1, 1.0, np.float64),  # whole seconds: the (key, microseconds) integer path
+    (1, 1 / 3, np.float64),  # not whole microseconds: the rank path
+    (1000, 4e8, np.float64),  # whole microseconds, but key x time span would overflow: the rank path
+    (1, -0.37, np.float32),  # float32 scores (negative, zero, positive): the (key, bits) integer path
+])
+def test_lex_order_is_lexsort_with_ties(spread: int, scale: float, dtype: type) -> None:
     rng = np.random.default_rng(1)
     for n in (0, 1, 7, 5000):
-        key = rng.integers(0, 50, n).astype(np.int64)
-        then = rng.integers(0, 20, n).astype(np.float64)  # many ties: the original order decides
+        key = rng.integers(0, 50, n).astype(np.int64) * spread
+        then = (rng.integers(-10, 10, n) * scale).astype(dtype)  # many ties: the original order decides
         assert np.array_equal(lex_order(key, then), np.lexsort((then, key)))
         assert np.array_equal(lex_order(key, -then), np.lexsort((-then, key)))
+        assert np.array_equal(lex_order(np.sort(key), then), np.lexsort((then, np.sort(key))))
+    signed_zeros = np.array([0.0, -0.0, 1.0, -0.0, 0.0], dtype=np.float32)  # equal: a tie
+    assert np.array_equal(lex_order(np.zeros(5, np.int64), signed_zeros), [0, 1, 3, 4, 2])
     huge = np.array([2**62, 0, 2**62], dtype=np.int64)  # the combined key would overflow
     assert np.array_equal(lex_order(huge, np.zeros(3)), np.lexsort((np.zeros(3), huge)))
 

@@ -339,19 +339,40 @@ def _event_order(users: np.ndarray, items: np.ndarray, types: np.ndarray, ts: np
 
 
 def lex_order(key: np.ndarray, then: np.ndarray, by_then: np.ndarray | None = None) -> np.ndarray:
-    """``np.lexsort((then, key))`` for a non-negative int64 ``key``, faster: one int64 key (``key``,
-    then the rank in a stable sort by ``then``) sorted once; it is unique, so the sort need not
-    be stable. Falls back to lexsort when that key could overflow. ``by_then``:
-    ``np.argsort(then, kind="stable")`` when the caller has it already."""
+    """``np.lexsort((then, key))`` for a non-negative int64 ``key``, faster: (``key``, ``then``) as
+    one int64 when ``then`` has integer codes (``_order_codes``) that fit, stable-sorted; else one
+    int64 key (``key``, then the rank in a stable sort by ``then``) sorted once; it is unique, so
+    the sort need not be stable. Falls back to lexsort when that key could overflow.
+    ``by_then``: ``np.argsort(then, kind="stable")`` when the caller has it already."""
     n = len(key)
     if not n or (int(key.max()) + 1) * n >= 2**63 or int(key.min()) < 0:
         return np.lexsort((then, key))
     if by_then is None:
+        codes = _order_codes(then)
+        span = 0 if codes is None else int(codes.max()) - int(codes.min()) + 1
+        if codes is not None and (int(key.max()) + 1) * span < 2**63:
+            # (key, then) as one integer, stable-sorted: timsort is 5-10x faster than the float
+            # argsort below when ``key`` is already in order (cells by user, scores by row)
+            return np.argsort(key * span + (codes - codes.min()), kind="stable")
         by_then = np.argsort(then, kind="stable")
     rank = np.empty(n, dtype=np.int64)
     rank[by_then] = np.arange(n, dtype=np.int64)
     # sorting the values (a SIMD sort) is ~5x faster than argsort; each value's rank gives its row
     return by_then[np.sort(key * n + rank) % n]
+
+
+def _order_codes(values: np.ndarray) -> np.ndarray | None:
+    """Integers with the same order and ties as ``values``, when they are float32 (their bits,
+    sign-flipped) or float64 whole microseconds (times as read from the database); else None."""
+    if values.dtype == np.float32:
+        if np.isnan(values).any():
+            return None
+        bits = (values + np.float32(0)).view(np.uint32).astype(np.int64)  # + 0 turns -0.0 into 0.0
+        return np.where(bits >= 2**31, (2**32 - 1) - bits, bits + 2**31)
+    if values.dtype != np.float64 or not (values.min() > -9e9 and values.max() < 9e9):  # NaN fails too
+        return None
+    micros = np.rint(values * 1e6).astype(np.int64)
+    return micros if np.array_equal(micros / 1e6, values) else None
 
 
 # splitmix64's multipliers: a key's hash mixes its length and each 8-byte word in turn
