@@ -21,6 +21,7 @@ from storefront_recs.engine.blend_tuning import (
     als_lists,
     als_source,
     choose,
+    popularity_source,
     select_blend,
     train_popularity,
     validation_users,
@@ -86,6 +87,16 @@ def test_popularity_counts_each_visitor_once_with_the_decay_of_their_latest_even
     train = matrix([[0], [], [1], [1], []], 4)
     no_decay = np.ones(len(users), np.float32)
     assert train_popularity(train, users, items, no_decay).tolist() == [1.0, 2.0, 0.0, 0.0]
+
+
+def test_the_popularity_source_is_the_most_popular_items_each_user_lacks_in_servings_order() -> None:
+    popularity = np.array([0.5, 2.0, 0.0, 2.0, 1.0, 0.5, 0.5])  # item 2 never seen; ties 1/3 and 0/5/6
+    train = matrix([[1, 4], [], [3, 0, 6], [1, 3, 4, 0, 5, 6]], 7)
+    lists = popularity_source(popularity, train, np.array([0, 1, 2, 3]), depth=4)
+    # ties in item order, as serving ranks popularity (np.argsort(-popularity, kind="stable"))
+    assert lists.ids.tolist() == [[3, 0, 5, 6], [1, 3, 4, 0], [1, 4, 5, -1], [-1, -1, -1, -1]]
+    assert lists.scores[0].tolist() == [1.0, 0.25, 0.25, 0.25]  # each row's best is 1
+    assert lists.scores[3].tolist() == [0.0] * 4
 
 
 def synthetic_split(popular_test: bool, seed: int = 0) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:

@@ -170,14 +170,20 @@ def itemitem_source(similarity: sparse.csr_matrix, seeds: Mapping[int, Sequence[
 
 def popularity_source(popularity: np.ndarray, train: sparse.csr_matrix, users: np.ndarray,
                       depth: int = DEPTH) -> SourceLists:
-    """Popularity: the same list for everyone, minus each user's items."""
+    """Popularity: the same list for everyone (ties by item number), minus each user's items."""
     seen = train[users]
+    scores = np.asarray(popularity, dtype=np.float32)
     longest = int(np.diff(seen.indptr).max()) if len(users) else 0
-    head = np.argsort(-np.asarray(popularity, dtype=np.float32), kind="stable")[: depth + longest]
-    head = head[popularity[head] > 0]
-    scores = sparse.csr_matrix(np.broadcast_to(popularity[head].astype(np.float32), (len(users), len(head))))
-    scores = sparse.csr_matrix((scores.data, head[scores.indices], scores.indptr), shape=seen.shape)
-    return sparse_source(scores, seen, depth)
+    head = np.argsort(-scores, kind="stable")[: depth + longest]
+    head = head[scores[head] > 0]
+    unseen = seen[:, head].toarray() <= 0  # users x head
+    place = np.cumsum(unseen, axis=1) - 1  # each unseen item's place in the user's list
+    rows, cols = np.nonzero(unseen & (place < depth))
+    ids = np.full((len(users), depth), -1, dtype=np.int64)
+    top = np.zeros((len(users), depth), dtype=np.float32)
+    ids[rows, place[rows, cols]] = head[cols]
+    top[rows, place[rows, cols]] = scores[head[cols]]
+    return SourceLists(ids, _normalise_rows(top))
 
 
 def ndcg_of_blends(sources: Mapping[str, SourceLists], test: sparse.csr_matrix, users: np.ndarray,
