@@ -177,7 +177,7 @@ def popularity_source(popularity: np.ndarray, train: sparse.csr_matrix, users: n
     head = np.argsort(-scores, kind="stable")[: depth + longest]
     head = head[scores[head] > 0]
     unseen = seen[:, head].toarray() <= 0  # users x head
-    place = np.cumsum(unseen, axis=1) - 1  # each unseen item's place in the user's list
+    place = np.cumsum(unseen, axis=1, dtype=np.int32) - 1  # each unseen item's place in the user's list
     rows, cols = np.nonzero(unseen & (place < depth))
     ids = np.full((len(users), depth), -1, dtype=np.int64)
     top = np.zeros((len(users), depth), dtype=np.float32)
