@@ -26,6 +26,7 @@ from implicit.cpu.topk import topk
 from scipy import sparse
 
 from . import ease as ease_model
+from .evaluate import top_k_shared
 from .models import fit_itemitem, top_k_per_row, visitor_popularity
 
 DEPTH = 50  # serving cuts each source to max(4 n, 50) candidates
@@ -171,19 +172,11 @@ def itemitem_source(similarity: sparse.csr_matrix, seeds: Mapping[int, Sequence[
 def popularity_source(popularity: np.ndarray, train: sparse.csr_matrix, users: np.ndarray,
                       depth: int = DEPTH) -> SourceLists:
     """Popularity: the same list for everyone (ties by item number), minus each user's items."""
-    seen = train[users]
     scores = np.asarray(popularity, dtype=np.float32)
-    longest = int(np.diff(seen.indptr).max()) if len(users) else 0
-    head = np.argsort(-scores, kind="stable")[: depth + longest]
-    head = head[scores[head] > 0]
-    unseen = seen[:, head].toarray() <= 0  # users x head
-    place = np.cumsum(unseen, axis=1, dtype=np.int32) - 1  # each unseen item's place in the user's list
-    rows, cols = np.nonzero(unseen & (place < depth))
-    ids = np.full((len(users), depth), -1, dtype=np.int64)
-    top = np.zeros((len(users), depth), dtype=np.float32)
-    ids[rows, place[rows, cols]] = head[cols]
-    top[rows, place[rows, cols]] = scores[head[cols]]
-    return SourceLists(ids, _normalise_rows(top))
+    ranking = np.argsort(-scores, kind="stable")
+    top, valid = top_k_shared(ranking[scores[ranking] > 0], train[users], depth)
+    return SourceLists(np.where(valid, top, -1).astype(np.int64),
+                       _normalise_rows(np.where(valid, scores[top], np.float32(0))))
 
 
 def ndcg_of_blends(sources: Mapping[str, SourceLists], test: sparse.csr_matrix, users: np.ndarray,
