@@ -237,11 +237,12 @@ def _read_chunks(
         if user_keys is None or item_keys is None or type_keys is None:  # a separator inside an id
             rows = conn.execute(rows_query(engine, type_names, start, start + chunk_rows)).all()
             u, i, c, q, t = zip(*rows, strict=True)
-            return (_Keys.of(list(u)).distinct(), _Keys.of(list(i)).distinct(),
-                    _type_codes(_Keys.of(list(c)), type_names), np.array(q, np.int32), _epoch(t))
-        return (user_keys.distinct(), item_keys.distinct(), _type_codes(type_keys, type_names),
-                np.fromstring(qty, np.int32, sep=","),
-                _packed_epoch(ts, n) if sqlite else np.fromstring(ts, np.int64, sep=",") / 1e6)
+            user_keys, item_keys, type_keys = _Keys.of(list(u)), _Keys.of(list(i)), _Keys.of(list(c))
+            quantities, times = np.array(q, np.int32), _epoch(t)
+        else:
+            quantities = np.fromstring(qty, np.int32, sep=",")
+            times = _packed_epoch(ts, n) if sqlite else np.fromstring(ts, np.int64, sep=",") / 1e6
+        return user_keys.distinct(), item_keys.distinct(), _type_codes(type_keys, type_names), quantities, times
 
     def submit(n_chunk: int) -> None:
         if n_chunk < len(starts):
@@ -345,12 +346,13 @@ def lex_order(key: np.ndarray, then: np.ndarray, by_then: np.ndarray | None = No
     the sort need not be stable. Falls back to lexsort when that key could overflow.
     ``by_then``: ``np.argsort(then, kind="stable")`` when the caller has it already."""
     n = len(key)
-    if not n or (int(key.max()) + 1) * n >= 2**63 or int(key.min()) < 0:
+    keys = int(key.max()) + 1 if n else 0
+    if not n or keys * n >= 2**63 or int(key.min()) < 0:
         return np.lexsort((then, key))
     if by_then is None:
         codes = _order_codes(then)
         span = 0 if codes is None else int(codes.max()) - int(codes.min()) + 1
-        if codes is not None and (int(key.max()) + 1) * span < 2**63:
+        if codes is not None and keys * span < 2**63:
             # (key, then) as one integer, stable-sorted: timsort is 5-10x faster than the float
             # argsort below when ``key`` is already in order (cells by user, scores by row)
             return np.argsort(key * span + (codes - codes.min()), kind="stable")
