@@ -1,7 +1,13 @@
-"""storefront-recs: self-hosted, real-time recommendations for Flask shops."""
+"""storefront-recs: self-hosted, real-time recommendations for Flask shops.
 
-from flask import current_app
-from werkzeug.local import LocalProxy
+The public names are imported lazily (as Flask-SQLAlchemy does), so ``import
+storefront_recs.engine`` stays free of Flask and of the extension.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ConfigurationError,
@@ -10,9 +16,29 @@ from .errors import (
     RecsError,
     ValidationError,
 )
-from .extension import EXTENSION_KEY, Recs
 
-current_recs: "Recs" = LocalProxy(lambda: current_app.extensions[EXTENSION_KEY].recs)  # type: ignore[assignment]
+if TYPE_CHECKING:
+    from .extension import Recs as Recs
+
+    current_recs: Recs
+
+_LAZY = {"Recs": "storefront_recs.extension", "EXTENSION_KEY": "storefront_recs.extension"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "current_recs":
+        from flask import current_app
+        from werkzeug.local import LocalProxy
+
+        from .extension.core import state_of
+
+        proxy = LocalProxy(lambda: state_of(current_app).recs)
+        globals()["current_recs"] = proxy
+        return proxy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigurationError",

@@ -21,6 +21,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 
+from .extension.core import state_of
+
 log = logging.getLogger(__name__)
 
 JOB_ID = "storefront_recs.train"
@@ -43,7 +45,7 @@ def make_trigger(config: Any) -> CronTrigger | IntervalTrigger | None:
 def scheduled_train(app: Flask) -> dict[str, Any]:
     """The job: one training run with trigger 'schedule' (returns the report as a dict)."""
     with app.app_context():
-        report = app.extensions["storefront_recs"].recs.train(trigger="schedule")
+        report = state_of(app).recs.train(trigger="schedule")
     log.info("storefront-recs: scheduled training %s: %s %s", report.status, report.version, report.message)
     return report.to_dict()
 
@@ -63,7 +65,7 @@ def add_training_job(scheduler: BaseScheduler, app: Flask) -> bool:
 def scheduled_purge(app: Flask) -> dict[str, Any]:
     """The retention job: delete events older than ``RECS_RETENTION_DAYS`` (in batches)."""
     with app.app_context():
-        report = app.extensions["storefront_recs"].recs.purge_expired_events()
+        report = state_of(app).recs.purge_expired_events()
     log.info("storefront-recs: retention purge deleted %s", report.events)
     return {"events": dict(report.events), "identities": report.identities, "tables": dict(report.tables)}
 
@@ -115,6 +117,6 @@ def start_embedded(app: Flask) -> BackgroundScheduler | None:
     scheduler = build_scheduler(app, blocking=False)
     assert isinstance(scheduler, BackgroundScheduler)
     scheduler.start()
-    app.extensions["storefront_recs"].scheduler = scheduler
+    state_of(app).scheduler = scheduler
     log.info("storefront-recs: embedded scheduler started in process %s", os.getpid())
     return scheduler

@@ -28,7 +28,6 @@ from storefront_recs.engine.blend_tuning import (
 )
 from storefront_recs.engine.evaluate import TopLists, evaluate_scorer, factor_scorer
 from storefront_recs.engine.models import ALSParams, fit_als, top_k_per_row, visitor_popularity
-from storefront_recs.serving.api import recommender
 from storefront_recs.serving.recommendation import Recommendation
 from storefront_recs.serving.rules import Filters
 from storefront_recs.tracking.identity import Visitor
@@ -217,7 +216,7 @@ def answer(app: Flask, user: str, overrides: dict[str, object] | None = None) ->
     """For-you of a user (``overrides``: as an experiment variant with these settings)."""
     state = app.extensions["storefront_recs"]
     with app.app_context():
-        return recommender(state).for_you(Visitor(user, None), 6, Filters(), overrides=overrides).items
+        return state.recommender.for_you(Visitor(user, None), 6, Filters(), overrides=overrides).items
 
 
 def for_you(app: Flask, user: str, overrides: dict[str, object] | None = None) -> list[str]:

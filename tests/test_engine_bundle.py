@@ -13,7 +13,6 @@ from flask import Flask
 from test_engine_train import SMALL, fill
 
 from storefront_recs import Recs
-from storefront_recs.engine.api import bundle_store
 from storefront_recs.engine.bundle import BundleError, BundleStore, ModelBundle
 
 
@@ -120,7 +119,7 @@ def test_workers_see_a_new_bundle_only_after_their_check_interval(tmp_path: Path
     with app.app_context():
         new = recs.train()
         assert slow.current() is old  # no disk access between checks
-        assert bundle_store(app.extensions["storefront_recs"]) is bundle_store(app.extensions["storefront_recs"])
+        assert app.extensions["storefront_recs"].bundle_store is app.extensions["storefront_recs"].bundle_store
     slow.check_interval = 0
     assert slow.current().version == new.version
 

@@ -17,7 +17,6 @@ from storefront_recs import Recs
 from storefront_recs.db import utcnow
 from storefront_recs.serving import popularity
 from storefront_recs.serving.answer_keys import frozen, history_key
-from storefront_recs.serving.api import recommender
 from storefront_recs.serving.rules import Filters
 from storefront_recs.serving.visitor_events import VisitorHistory
 from storefront_recs.tracking.identity import Visitor
@@ -33,7 +32,7 @@ def another_worker(shop: Flask) -> Flask:
 
 
 def cached_answers(app: Flask, kind: str) -> int:
-    rec = recommender(app.extensions["storefront_recs"])
+    rec = app.extensions["storefront_recs"].recommender
     return len(rec._for_you_answers if kind == "for-you" else rec._similar_answers)
 
 
@@ -92,7 +91,7 @@ def test_category_lists_behind_the_catalogue_are_remade_when_due(shop: Flask, mo
     """Lists made before a catalogue change serve for at most a minute, and answers cached with
     them no longer: the key says they lag until they are made again."""
     state = shop.extensions["storefront_recs"]
-    rec = recommender(state)
+    rec = state.recommender
     with shop.app_context():
         bundle = rec.bundle()
         assert bundle is not None
@@ -133,7 +132,7 @@ def test_cached_answers_equal_ones_computed_afresh(shop: Flask) -> None:
     recs: Recs = shop.extensions["storefront_recs"].recs
     other = another_worker(shop).extensions["storefront_recs"]
     fresh: Recs = other.recs
-    rec = recommender(other)
+    rec = other.recommender
     recs.track("add_to_cart", user_id="u5", item_id="coffee-7")
     asks = [dict(n=n, **filters) for n in (4, 9) for filters in
             ({}, {"category": "tea"}, {"min_price": 8, "max_price": 12}, {"exclude": "tea-1,coffee-2"})]
@@ -223,7 +222,7 @@ def test_the_visitors_history_is_read_newest_first_on_every_backend(app: Flask) 
 
 def test_an_experiment_variants_overrides_are_part_of_the_key(shop: Flask) -> None:
     """Visitors in different variants ask one worker for the same item: each gets their variant's."""
-    rec = recommender(shop.extensions["storefront_recs"])
+    rec = shop.extensions["storefront_recs"].recommender
     visitor = Visitor(user_key=None, anonymous_id="a-visitor-in-a-variant-01")
     pinned = {"RECS_PINNED": {"similar": ["books-9"], "for-you": ["books-9"]}}
     for _ in range(2):

@@ -5,27 +5,25 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from flask import has_request_context, request
+from sqlalchemy import Engine
 
 from ..db import utcnow
-from ..errors import ConfigurationError, ValidationError
+from ..errors import ValidationError
 from ..privacy.suppression import Suppressions
-from ..serving.api import make_filters, recommender
 from ..serving.recommendation import Recommendation
+from ..serving.recommender import Recommender
+from ..serving.rules import make_filters
 from ..tracking.identity import Visitor
-from .links import absolute, public_base, utm_params
+from .links import absolute, utm_params
 from .render import render_html, render_text
 from .selection import bought_since, record_sends, sent_since
 from .tokens import ClickToken, ClickTokens
-
-if TYPE_CHECKING:
-    from ..core import RecsState
 
 CAMPAIGN = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 CHUNK = 200
@@ -84,16 +82,6 @@ class BlockOptions:
     filters: Mapping[str, Any] = field(default_factory=dict)
 
 
-def resolve_public_url(config: Mapping[str, Any]) -> str:
-    """``RECS_PUBLIC_URL``, else the current request's host URL; emails need absolute links."""
-    configured = config.get("RECS_PUBLIC_URL")
-    if configured:
-        return public_base(configured)
-    if has_request_context():
-        return public_base(request.host_url)
-    raise ConfigurationError("email blocks need absolute links: set RECS_PUBLIC_URL (e.g. https://shop.example)")
-
-
 def check_options(options: BlockOptions, max_n: int) -> None:
     if not isinstance(options.campaign, str) or not CAMPAIGN.match(options.campaign):
         raise ValidationError("campaign must be 1 to 128 printable characters", {"campaign": "invalid"})
@@ -102,17 +90,21 @@ def check_options(options: BlockOptions, max_n: int) -> None:
 
 
 class BlockMaker:
-    """Builds blocks for one app; create one per call or batch (it reads config once)."""
+    """Builds blocks for one app; create one per call or batch (it reads config once).
 
-    def __init__(self, state: RecsState) -> None:
-        self.state = state
-        config = state.config
+    ``public_url`` is the shop's absolute base URL; ``user_key`` turns a shop user id into
+    the stored key; ``secret`` signs the click links and keys the suppression list."""
+
+    def __init__(self, recommender: Recommender, engine: Engine, secret: bytes,
+                 user_key: Callable[[Any], str], config: Mapping[str, Any], public_url: str) -> None:
         self.config = config
-        self.public_url = resolve_public_url(config)
+        self.public_url = public_url
         self.click_base = self.public_url + config["RECS_URL_PREFIX"].rstrip("/") + "/c/"
-        self.tokens = ClickTokens(state.secret)
-        self.recommender = recommender(state)
-        self.engine = state.checked_engine()
+        self.secret = secret
+        self.tokens = ClickTokens(secret)
+        self.user_key = user_key
+        self.recommender = recommender
+        self.engine = engine
         self.price_format = str(config["RECS_EMAIL_PRICE_FORMAT"])
 
     def make(self, user_ids: Iterable[Any], options: BlockOptions,
@@ -132,11 +124,11 @@ class BlockMaker:
                now: datetime | None) -> list[tuple[Any, EmailBlock]]:
         now = now or utcnow()
         config = self.config
-        keys = [self.state.user_key(user_id) for user_id in user_ids]
+        keys = [self.user_key(user_id) for user_id in user_ids]
         with self.engine.connect() as conn:
             bought = bought_since(conn, keys, now - timedelta(days=config["RECS_EMAIL_BOUGHT_WINDOW_DAYS"]))
             sent = sent_since(conn, keys, options.campaign, now - timedelta(days=config["RECS_EMAIL_RESEND_DAYS"]))
-            suppressed = Suppressions(self.state.secret).user_checker(conn)
+            suppressed = Suppressions(self.secret).user_checker(conn)
         utm = utm_params(options.utm)
         query = "?" + urlencode(utm) if utm else ""
         issued = int(time.time())

@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Engine, Table, insert
 
 from ..db import utcnow
 from ..models import EmailClick
-from ..serving.api import recommender
+from ..privacy.suppression import Suppressions
 from ..serving.catalog_cache import CachedItem
+from ..serving.recommender import Recommender
 from ..serving.rules import Filters
 from ..tracking.identity import Visitor
-from ..tracking.ingest import store_events, validate_events
+from ..tracking.ingest import Limits, store_events, validate_events
 from .links import shop_target
 from .tokens import ClickToken
-
-if TYPE_CHECKING:
-    from ..core import RecsState
 
 clicks = cast(Table, EmailClick.__table__)
 SUBSTITUTES_LOOKED_AT = 8
@@ -36,15 +34,15 @@ class Destination:
     substituted: bool = False
 
 
-def destination(state: RecsState, token: ClickToken, public_url: str, home: str) -> Destination:
-    """The clicked item's page; if it is out of stock (and substitution is on) the best
+def destination(rec: Recommender, token: ClickToken, public_url: str, home: str,
+                substitute: bool = True) -> Destination:
+    """The clicked item's page; if it is out of stock (and ``substitute`` is on) the best
     available similar item's; the home page when neither has a safe shop URL."""
-    rec = recommender(state)
     rec.catalog.refresh()
     item = rec.catalog.get(token.item_id)
     if item is not None and item.available:
         return _page(item, public_url, home)
-    if state.config["RECS_EMAIL_SUBSTITUTE_OUT_OF_STOCK"]:
+    if substitute:
         for other in rec.similar(token.item_id, SUBSTITUTES_LOOKED_AT, Filters()).items:
             location = shop_target(other.url, public_url)
             if location is not None:
@@ -59,7 +57,8 @@ def _page(item: CachedItem, public_url: str, home: str) -> Destination:
     return Destination(location, item.id) if location is not None else Destination(home, None)
 
 
-def record_click(state: RecsState, token: ClickToken, anonymous_id: str | None, target: Destination) -> bool:
+def record_click(engine: Engine, limits: Limits, suppressions: Suppressions, token: ClickToken,
+                 anonymous_id: str | None, target: Destination) -> bool:
     """Store the click as a ``click`` event (the normal ingest path: validation, suppression)
     and in ``recs_email_clicks`` for attribution. False when nothing was stored."""
     raw: dict[str, Any] = {
@@ -68,12 +67,12 @@ def record_click(state: RecsState, token: ClickToken, anonymous_id: str | None, 
         "item_id": token.item_id,
         "context": {"widget": "email", "campaign": token.campaign, "position": token.position},
     }
-    valid, rejected = validate_events([raw], state.limits())
+    valid, rejected = validate_events([raw], limits)
     if rejected:
         return False
     visitor = Visitor(user_key=token.user_key, anonymous_id=anonymous_id)
-    with state.checked_engine().begin() as conn:
-        accepted, _ = store_events(conn, valid, visitor, source="email")
+    with engine.begin() as conn:
+        accepted, _ = store_events(conn, valid, visitor, source="email", suppressions=suppressions)
         if not accepted:
             return False
         conn.execute(insert(clicks).values(

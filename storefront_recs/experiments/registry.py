@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Engine
 
 from .definitions import Experiment, load_experiments, sync_config
-
-if TYPE_CHECKING:
-    from ..core import RecsState
-
 
 
 class ExperimentRegistry:
@@ -43,10 +39,3 @@ class ExperimentRegistry:
 
     def get(self, key: str) -> Experiment | None:
         return next((e for e in self.all() if e.key == key), None)
-
-
-def registry(state: RecsState) -> ExperimentRegistry:
-    """The app's registry, created once per app state."""
-    return state.component("experiment_registry", lambda: ExperimentRegistry(
-        state.checked_engine(), list(state.config["RECS_EXPERIMENTS"]),
-        float(state.config["RECS_EXPERIMENT_REFRESH_SECONDS"])))

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from sqlalchemy import Engine
 
 from ..db import utcnow
 from ..tracking.identity import Visitor
 from .assignment import assign
-from .registry import registry
-
-if TYPE_CHECKING:
-    from ..core import RecsState
+from .registry import ExperimentRegistry
 
 
 @dataclass(frozen=True)
@@ -27,23 +26,22 @@ class ServedVariant:
         return f"{self.experiment}:{self.variant}"
 
 
-def variant_for(state: RecsState, kind: str, visitor: Visitor | Callable[[], Visitor] | None = None) -> ServedVariant | None:
+def variant_for(registry: ExperimentRegistry, engine: Engine, kind: str,
+                visitor: Visitor | Callable[[], Visitor]) -> ServedVariant | None:
     """The variant of the first running experiment covering ``kind`` that this visitor is in.
 
-    ``visitor`` (or a function giving it) defaults to the current request's visitor; it is only
-    resolved when an experiment applies, so shops without experiments pay one list lookup.
+    ``visitor`` may be a function giving it: it is only resolved when an experiment applies, so
+    shops without experiments pay one list lookup.
     """
     now = utcnow()
-    running = [e for e in registry(state).all() if e.active(now) and e.applies_to(kind)]
+    running = [e for e in registry.all() if e.active(now) and e.applies_to(kind)]
     if not running:
         return None
-    if visitor is None:
-        visitor = state.recs.current_visitor()
-    elif callable(visitor):
+    if callable(visitor):
         visitor = visitor()
     if not visitor.known:
         return None
-    with state.checked_engine().begin() as conn:
+    with engine.begin() as conn:
         for experiment in running:
             name = assign(conn, experiment, visitor)
             found = experiment.variant(name) if name else None

@@ -7,13 +7,10 @@ The pieces other modules plug into are imported from here:
   serving masks an erased user's factors until the next training run;
 - ``Suppressions``: the list of erased people whose future events are not stored.
 
-``PrivacyAPI`` (the ``Recs`` mixin) is imported lazily: the ingest path imports this package
-while ``core`` is still being imported, and ``PrivacyAPI`` needs ``core``.
+The ``Recs`` mixin over these is ``extension.privacy``.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 from .erasure import (
     ErasureMask,
@@ -27,24 +24,11 @@ from .kinds import DataKind, ErasureSubject, data_kinds, register_data_kind, unr
 from .masking import erased_user_keys_reader
 from .suppression import Suppressions
 
-if TYPE_CHECKING:
-    from .api import PrivacyAPI as PrivacyAPI
-
-
-def __getattr__(name: str) -> Any:
-    if name == "PrivacyAPI":
-        from .api import PrivacyAPI
-
-        return PrivacyAPI
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "DataKind",
     "ErasureMask",
     "ErasureReceipt",
     "ErasureSubject",
-    "PrivacyAPI",
     "Suppressions",
     "add_erasure_listener",
     "anonymous_fingerprint",

@@ -1,6 +1,6 @@
 """What serving plugs in to stop using erased people's model rows at once, in every worker.
 
-``erased_user_keys_reader(state)`` returns a function that serving calls per request; it gives
+``erased_user_keys_reader(secret, engine)`` returns a function that serving calls per request; it gives
 an ``ErasureMask`` (``key in mask``) refreshed from ``recs_erasures`` about once a second (the
 other workers), and marked at once by erasures made in this process.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Engine, Table, select
 
 from ..models import ModelRun
 from .erasure import ErasureMask
@@ -33,11 +33,10 @@ def model_data_since(conn: Connection) -> datetime | None:
     return starts[1] if len(starts) == 2 else None
 
 
-def erased_user_keys_reader(state: Any, every: float = REFRESH_SECONDS) -> Callable[[], ErasureMask]:
+def erased_user_keys_reader(secret: bytes, engine: Engine, every: float = REFRESH_SECONDS) -> Callable[[], ErasureMask]:
     """For ``Recommender(masked_users=...)``: ``visitor.user_key in reader()`` is True for people
     erased since the serving model's data was read (also ``anon:<id>`` model keys)."""
-    mask = ErasureMask(state.secret, live=True)
-    engine = state.checked_engine()
+    mask = ErasureMask(secret, live=True)
 
     def read() -> ErasureMask:
         if mask.due(every):

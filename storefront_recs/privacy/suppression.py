@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
-from flask import current_app, has_app_context
 from sqlalchemy import Connection, Table, delete, select
 
 from ..db import insert_ignoring_conflicts, utcnow
@@ -31,14 +30,6 @@ class Suppressions:
 
     def __init__(self, secret: bytes) -> None:
         self.secret = secret
-
-    @classmethod
-    def for_current_app(cls) -> Suppressions | None:
-        """The current app's list, or None outside an app with storefront-recs."""
-        if not has_app_context():
-            return None
-        state = current_app.extensions.get("storefront_recs")
-        return None if state is None else cls(state.secret)
 
     def add(
         self,

@@ -34,6 +34,18 @@ class Filters:
         return Filters(self.category, self.min_price, self.max_price, self.exclude | frozenset(item_ids))
 
 
+def make_filters(
+    category: str | None = None,
+    min_price: float | None = None,
+    max_price: float | None = None,
+    exclude: Iterable[str] | str | None = None,
+) -> Filters:
+    """Filters from API arguments; ``exclude`` may be a comma-separated string."""
+    if isinstance(exclude, str):
+        exclude = [part for part in exclude.split(",") if part]
+    return Filters(category, min_price, max_price, frozenset(exclude or ()))
+
+
 @dataclass(frozen=True)
 class Rules:
     """Shop-wide rules from config."""

@@ -298,12 +298,11 @@ def import_events(
 ) -> EventImportReport:
     """Import a CSV file of events; rows of suppressed (erased) users are skipped and counted.
 
-    ``suppressions`` defaults to the current app's list (the list is read once, at the start).
+    ``suppressions``: the app's suppression list, read once at the start (None: nothing is suppressed).
     ``indexes``: build the events table's lookup indexes once at the end instead of row by row
     ("defer"), never ("keep"), or for a backfill only ("auto"; see ``import_indexes``).
     """
     report = EventImportReport()
-    suppressions = suppressions or Suppressions.for_current_app()
     suppressed: Callable[[str], bool] = lambda _: False  # noqa: E731
     if suppressions is not None:
         with engine.connect() as conn:

@@ -120,10 +120,9 @@ def store_events(
     The server's receive time is the event time unless ``use_client_ts`` (trusted server-side
     callers and imports only). Nothing is stored for a visitor on the suppression list (erased
     users): their events count as duplicates, so that no client sends them again.
-    ``suppressions`` defaults to the current app's list.
+    ``suppressions``: the app's suppression list (None: nothing is suppressed).
     """
     events = list(events)
-    suppressions = suppressions or Suppressions.for_current_app()
     if suppressions is not None and suppressions.enforce(conn, visitor):
         return 0, len(events)
     now = utcnow()

@@ -26,7 +26,7 @@ from ..db import utcnow
 from ..errors import ConfigurationError
 from ..experiments import charts, insights
 from ..experiments.explain import explain
-from ..serving.api import recommender
+from ..extension.core import current_state
 from ..serving.recommendation import WIDGET_KINDS
 from ..tracking.identity import Visitor
 
@@ -42,12 +42,10 @@ SECURITY_HEADERS = {
 }
 
 
-def _state() -> Any:
-    return current_app.extensions["storefront_recs"]
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(_state().secret, salt="storefront-recs.admin-csrf")
+    return URLSafeTimedSerializer(current_state().secret, salt="storefront-recs.admin-csrf")
 
 
 def csrf_token() -> str:
@@ -81,7 +79,7 @@ def _refuse(status: int, reason: str) -> Response:
 
 
 def _guard() -> Response | None:
-    if not _state().recs.is_admin():
+    if not current_state().recs.is_admin():
         return _refuse(403, "the admin dashboard is only for the shop's administrators")
     if request.method == "POST" and not csrf_valid():
         return _refuse(400, "the form's CSRF token is missing, expired or from another session")
@@ -107,7 +105,7 @@ def _start_training(app: Any) -> None:
 
 
 def _dashboard_context(days: int) -> dict[str, Any]:
-    state = _state()
+    state = current_state()
     recs, config = state.recs, state.config
     until = utcnow()
     since = until - timedelta(days=days)
@@ -180,7 +178,7 @@ def register_admin(bp: Blueprint) -> None:
 
     @admin.get("/why")
     def why() -> str:
-        state = _state()
+        state = current_state()
         user_id = (request.args.get("user_id") or "").strip()
         anonymous_id = (request.args.get("anonymous_id") or "").strip()
         item_id = (request.args.get("item") or "").strip()
@@ -188,7 +186,7 @@ def register_admin(bp: Blueprint) -> None:
         if item_id and (user_id or anonymous_id):
             visitor = Visitor(state.user_key(user_id) if user_id else None, anonymous_id or None)
             variant = _stored_variant(visitor)
-            explanation = explain(recommender(state), visitor, item_id,
+            explanation = explain(state.recommender, visitor, item_id,
                                   variant=variant.tag if variant else None,
                                   overrides=variant.overrides if variant else None)
         return render_template("storefront_recs/admin/why.html", explanation=explanation, user_id=user_id,
@@ -204,7 +202,7 @@ def register_admin(bp: Blueprint) -> None:
         if action not in ("pause", "resume"):
             return _refuse(404, f"no action {action!r}")
         try:
-            _state().recs.set_experiment_status(key, "paused" if action == "pause" else "running")
+            current_state().recs.set_experiment_status(key, "paused" if action == "pause" else "running")
         except KeyError:
             return _refuse(404, f"no experiment {key!r}")
         return _back(f"Experiment {key} {'paused' if action == 'pause' else 'resumed'}.")
@@ -217,7 +215,7 @@ def register_admin(bp: Blueprint) -> None:
         try:
             variants = json.loads(form.get("variants") or "[]")
             widgets = [w for w in form.getlist("widgets") if w] or None
-            _state().recs.create_experiment({
+            current_state().recs.create_experiment({
                 "key": form.get("key", "").strip(), "name": form.get("name", "").strip(), "variants": variants,
                 "widgets": widgets, "start": form.get("start") or None, "end": form.get("end") or None,
             })
@@ -235,7 +233,7 @@ def _stored_variant(visitor: Visitor) -> Any:
     from ..experiments.serving import ServedVariant
     from ..models import ExperimentAssignment as A
 
-    state = _state()
+    state = current_state()
     now = utcnow()
     running = [e for e in state.recs.experiments() if e.active(now) and e.applies_to("for-you")]
     who = []

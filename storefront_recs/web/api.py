@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from ..extension.core import current_state
 from ..tracking.identity import link_anonymous, tracking_refused
 from ..tracking.ingest import IngestResult, store_events, validate_events
 from .errors import json_error
@@ -14,8 +15,6 @@ from .errors import json_error
 ACCEPTED_MIMETYPES = {"application/json", "text/plain", ""}
 
 
-def _state() -> Any:
-    return current_app.extensions["storefront_recs"]
 
 
 def read_limited_body(limit: int) -> bytes | None:
@@ -84,12 +83,13 @@ def register_api(bp: Blueprint) -> None:
         if refused:
             return jsonify({**IngestResult().to_dict(), "ignored": len(events), "reason": refused})
 
-        state = _state()
+        state = current_state()
         engine = state.checked_engine()
         valid, rejected = validate_events(events, state.limits())
         visitor = state.recs.current_visitor(may_track=True)
         with engine.begin() as conn:
             link_anonymous(conn, visitor)
-            accepted, duplicates = store_events(conn, valid, visitor, source="web")
+            accepted, duplicates = store_events(conn, valid, visitor, source="web",
+                                                suppressions=state.suppressions)
         result = IngestResult(accepted=accepted, duplicates=duplicates, rejected=rejected)
         return jsonify(result.to_dict())

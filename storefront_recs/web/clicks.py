@@ -3,13 +3,14 @@ Jinja global. The redirect target always comes from the catalogue, never from th
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request
+from flask import Blueprint, redirect, render_template, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response
 
 from ..email.clicks import destination, record_click
 from ..email.links import forwarded_utm, public_base, with_query
 from ..email.tokens import ClickTokens, TokenError
+from ..extension.core import current_state
 from ..tracking.identity import tracking_refused
 
 ERROR_TEMPLATE = "storefront_recs/email/link_error.html"
@@ -23,7 +24,7 @@ def _no_store(response: Response) -> Response:
 
 
 def email_click(token: str) -> Response:
-    state = current_app.extensions["storefront_recs"]
+    state = current_state()
     config = state.config
     public_url = public_base(config["RECS_PUBLIC_URL"] or request.host_url)
     home = public_url + "/" if config["RECS_PUBLIC_URL"] else "/"
@@ -33,17 +34,18 @@ def email_click(token: str) -> Response:
         status = 410 if exc.reason == "expired" else 400
         page = render_template(ERROR_TEMPLATE, reason=exc.reason, home=home)
         return _no_store(Response(page, status=status, mimetype="text/html"))
-    target = destination(state, click, public_url, home)
+    target = destination(state.recommender, click, public_url, home,
+                         bool(config["RECS_EMAIL_SUBSTITUTE_OUT_OF_STOCK"]))
     # Link scanners send HEAD; DNT, GPC or missing consent: redirect, but store nothing.
     if request.method == "GET" and tracking_refused(request) is None:
         visitor = state.recs.current_visitor(may_track=True)  # may issue the anonymous-id cookie
-        record_click(state, click, visitor.anonymous_id, target)
+        record_click(state.checked_engine(), state.limits(), state.suppressions, click, visitor.anonymous_id, target)
     location = with_query(target.location, forwarded_utm(request.args))
     return _no_store(redirect(location, 302))
 
 
 def _register_globals(setup: BlueprintSetupState) -> None:
-    from ..email.api import recs_email_block
+    from ..extension.email import recs_email_block
 
     setup.app.jinja_env.globals["recs_email_block"] = recs_email_block
 

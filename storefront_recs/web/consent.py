@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from ..extension.core import current_state
 from ..tracking.identity import cookie_anonymous_id
 from .api import read_limited_body
 from .errors import json_error
@@ -48,7 +49,7 @@ def register_consent(bp: Blueprint) -> None:
             g.pop("recs_set_cookie", None)
             anonymous_id = cookie_anonymous_id(request)
             if anonymous_id:
-                current_app.extensions["storefront_recs"].recs.forget_anonymous(anonymous_id)
+                current_state().recs.forget_anonymous(anonymous_id)
             response.delete_cookie(
                 config["RECS_COOKIE_NAME"],
                 domain=config["RECS_COOKIE_DOMAIN"],

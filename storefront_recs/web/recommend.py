@@ -10,10 +10,10 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from webargs.flaskparser import FlaskParser
 
 from ..db import utcnow
-from ..engine.api import bundle_store
-from ..experiments.serving import ServedVariant, variant_for
-from ..serving.api import make_filters, recommender
+from ..experiments.serving import ServedVariant
+from ..extension.core import current_state
 from ..serving.recommender import Answer
+from ..serving.rules import make_filters
 from .errors import json_error
 
 PERSONAL = "private, no-store"
@@ -120,8 +120,6 @@ def _answer(answer: Answer, personal: bool = False, variant: ServedVariant | Non
     return response
 
 
-def _state() -> Any:
-    return current_app.extensions["storefront_recs"]
 
 
 def _overrides(variant: ServedVariant | None) -> dict[str, Any] | None:
@@ -136,44 +134,44 @@ def register_recommendation_routes(bp: Blueprint) -> None:
     @bp.get("/api/v1/similar/<path:item_id>")
     def similar(item_id: str) -> Response:
         q = _query()
-        variant = variant_for(_state(), "similar")
-        return _answer(recommender(_state()).similar(item_id, q["n"], q["filters"], _overrides(variant)),
+        variant = current_state().variant_for("similar")
+        return _answer(current_state().recommender.similar(item_id, q["n"], q["filters"], _overrides(variant)),
                        variant=variant)
 
     @bp.get("/api/v1/for-you")
     def for_you() -> Response:
         q = _query()
-        visitor = _state().recs.current_visitor()
-        variant = variant_for(_state(), "for-you", visitor)
-        answer = recommender(_state()).for_you(visitor, q["n"], q["filters"], q["context"], _overrides(variant))
+        visitor = current_state().recs.current_visitor()
+        variant = current_state().variant_for("for-you", visitor)
+        answer = current_state().recommender.for_you(visitor, q["n"], q["filters"], q["context"], _overrides(variant))
         return _answer(answer, personal=True, variant=variant)
 
     @bp.get("/api/v1/trending")
     def trending() -> Response:
         q = _query()
-        variant = variant_for(_state(), "trending")
-        return _answer(recommender(_state()).trending(q["n"], q["filters"], q["context"], _overrides(variant)),
+        variant = current_state().variant_for("trending")
+        return _answer(current_state().recommender.trending(q["n"], q["filters"], q["context"], _overrides(variant)),
                        variant=variant)
 
     @bp.get("/api/v1/recently-viewed")
     def recently_viewed() -> Response:
         q = _query()
-        visitor = _state().recs.current_visitor()
-        variant = variant_for(_state(), "recently-viewed", visitor)
-        answer = recommender(_state()).recently_viewed(visitor, q["n"], q["filters"], _overrides(variant))
+        visitor = current_state().recs.current_visitor()
+        variant = current_state().variant_for("recently-viewed", visitor)
+        answer = current_state().recommender.recently_viewed(visitor, q["n"], q["filters"], _overrides(variant))
         return _answer(answer, personal=True, variant=variant)
 
     @bp.get("/api/v1/bought-together/<path:item_id>")
     def bought_together(item_id: str) -> Response:
         q = _query()
-        variant = variant_for(_state(), "bought-together")
-        answer = recommender(_state()).bought_together(item_id, q["n"], q["filters"], _overrides(variant))
+        variant = current_state().variant_for("bought-together")
+        answer = current_state().recommender.bought_together(item_id, q["n"], q["filters"], _overrides(variant))
         return _answer(answer, variant=variant)
 
     @bp.get("/health")
     def health() -> Response:
-        state = _state()
-        store = bundle_store(state)
+        state = current_state()
+        store = state.bundle_store
         bundle = store.current()
         if bundle is None:
             return jsonify({"status": "degraded", "model_version": None, "model_age_seconds": None})

@@ -14,12 +14,10 @@ from flask import Blueprint, current_app, g, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from markupsafe import Markup, escape
 
-from ..experiments.serving import variant_for
-from ..serving.api import make_filters
-from ..serving.api import recommender as serving_recommender
+from ..extension.core import current_state
 from ..serving.recommendation import WIDGET_KINDS
 from ..serving.recommender import Answer
-from ..serving.rules import Filters
+from ..serving.rules import Filters, make_filters
 from ..tracking.identity import Visitor, tracking_refused
 from .consent import register_consent
 
@@ -54,7 +52,7 @@ def recs_snippet(nonce: str | None = None) -> Markup:
     if tracking_refused(request) is None:
         # The page itself carries the visitor's cookie, so the widget calls and the first event
         # post it makes all share one id instead of racing to be issued one each.
-        current_app.extensions["storefront_recs"].recs.current_visitor(may_track=True)
+        current_state().recs.current_visitor(may_track=True)
     config = current_app.config
     static = os.path.join(current_app.blueprints["storefront_recs"].static_folder or "", SCRIPT)
     script = {
@@ -97,13 +95,13 @@ def recs_widget(
 
 def _answer(kind: str, item_id: Any, n: int, filters: Filters) -> Answer:
     """What the JSON endpoint of the same kind would answer this visitor (A/B variant included)."""
-    state = current_app.extensions["storefront_recs"]
-    recommender = serving_recommender(state)
+    state = current_state()
+    recommender = state.recommender
 
     def visitor() -> Visitor:
         return state.recs.current_visitor(may_track=False)  # reads the cookie, never issues one
 
-    variant = variant_for(state, kind, visitor)
+    variant = state.variant_for(kind, visitor)
     overrides = variant.overrides if variant else None
     if kind == "similar":
         answer = recommender.similar(item_id, n, filters, overrides)

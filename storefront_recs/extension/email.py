@@ -7,11 +7,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
+from flask import has_request_context, request
 
-from ..core import RecsCore
-from .attribution import email_attribution
-from .blocks import BlockMaker, BlockOptions, EmailBlock
+from ..email.attribution import email_attribution
+from ..email.blocks import BlockMaker, BlockOptions, EmailBlock
+from ..email.links import public_base
+from ..errors import ConfigurationError
+from .core import RecsCore, RecsState, current_state
 
 
 class EmailAPI(RecsCore):
@@ -41,7 +43,7 @@ class EmailAPI(RecsCore):
         options = BlockOptions(campaign=campaign, n=n, utm=dict(utm or {}), heading=heading, columns=columns,
                                width=width, record=record, filters=filters)
         with self._context() as state:
-            yield from BlockMaker(state).make(user_ids, options)
+            yield from block_maker(state).make(user_ids, options)
 
     def email_attribution(self, campaign: str | None = None, since: datetime | None = None,
                           until: datetime | None = None, window_days: float | None = None) -> list[dict[str, Any]]:
@@ -56,6 +58,21 @@ class EmailAPI(RecsCore):
 def recs_email_block(user_id: Any, n: int = 4, campaign: str = "email", **options: Any) -> EmailBlock:
     """Jinja global: ``{% set block = recs_email_block(user.id, campaign="weekly") %}{{ block }}``
     writes the HTML; ``{{ block.text }}`` in the text part."""
-    recs = current_app.extensions["storefront_recs"].recs
+    recs = current_state().recs
     block: EmailBlock = recs.email_block(user_id, n=n, campaign=campaign, **options)
     return block
+
+
+def block_maker(state: RecsState) -> BlockMaker:
+    return BlockMaker(state.recommender, state.checked_engine(), state.secret, state.user_key, state.config,
+                      resolve_public_url(state.config))
+
+
+def resolve_public_url(config: Mapping[str, Any]) -> str:
+    """``RECS_PUBLIC_URL``, else the current request's host URL; emails need absolute links."""
+    configured = config.get("RECS_PUBLIC_URL")
+    if configured:
+        return public_base(configured)
+    if has_request_context():
+        return public_base(request.host_url)
+    raise ConfigurationError("email blocks need absolute links: set RECS_PUBLIC_URL (e.g. https://shop.example)")

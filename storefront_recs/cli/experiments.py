@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
-from .results import ExperimentResult
+from ..experiments.results import ExperimentResult
+from ..extension.core import current_state
 
 
 def _pct(value: float) -> str:
@@ -60,7 +60,7 @@ def format_result(result: ExperimentResult) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def report_command(key: str | None, as_json: bool) -> None:
     """Experiment results (all experiments, or KEY): CTR, conversion, revenue, lift, intervals."""
-    recs = current_app.extensions["storefront_recs"].recs
+    recs = current_state().recs
     keys = [key] if key else [e.key for e in recs.experiments()]
     if key and key not in {e.key for e in recs.experiments()}:
         raise click.ClickException(f"no experiment {key!r}")

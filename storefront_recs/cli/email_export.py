@@ -14,6 +14,8 @@ from typing import Any
 
 from flask import Flask
 
+from ..extension.core import state_of
+
 CHUNK = 200
 _APP: Flask | None = None
 _OPTIONS: dict[str, Any] = {}
@@ -21,7 +23,7 @@ _OPTIONS: dict[str, Any] = {}
 
 def _lines(user_ids: Sequence[str]) -> list[str]:
     assert _APP is not None
-    recs = _APP.extensions["storefront_recs"].recs
+    recs = state_of(_APP).recs
     with _APP.app_context():
         return [json.dumps({"user_id": user_id, **block.to_dict()}, ensure_ascii=False)
                 for user_id, block in recs.email_blocks(user_ids, **_OPTIONS)]
@@ -30,7 +32,7 @@ def _lines(user_ids: Sequence[str]) -> list[str]:
 def _child_init() -> None:
     """A forked worker must not use the parent's database connections."""
     assert _APP is not None
-    _APP.extensions["storefront_recs"].engine.dispose(close=False)
+    state_of(_APP).engine.dispose(close=False)
 
 
 def export_lines(app: Flask, user_ids: Sequence[str], workers: int = 1,
@@ -45,10 +47,10 @@ def export_lines(app: Flask, user_ids: Sequence[str], workers: int = 1,
             for chunk in chunks:
                 yield len(chunk), _lines(chunk)
             return
-        recs = app.extensions["storefront_recs"].recs
+        recs = state_of(app).recs
         with app.app_context():  # warm: model bundle, catalogue cache, popularity
             list(recs.email_blocks(chunks[0][:1], **{**options, "record": False}))
-        app.extensions["storefront_recs"].engine.dispose()
+        state_of(app).engine.dispose()
         context = multiprocessing.get_context("fork")
         with context.Pool(min(workers, len(chunks)), initializer=_child_init) as pool:
             for chunk, lines in zip(chunks, pool.imap(_lines, chunks), strict=True):

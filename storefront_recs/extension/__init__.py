@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from .core import EXTENSION_KEY, RecsCore, RecsState
 from .email import EmailAPI
-from .engine.api import TrainingAPI
 from .experiments import ExperimentsAPI
 from .privacy import PrivacyAPI
-from .serving.api import RecommendationAPI
+from .recommendations import RecommendationAPI
+from .training import TrainingAPI
 
 
 class Recs(EmailAPI, ExperimentsAPI, RecommendationAPI, TrainingAPI, PrivacyAPI, RecsCore):

@@ -6,12 +6,13 @@ import json
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import AppGroup, with_appcontext
+
+from ..extension.core import current_state
 
 
 def _recs() -> Any:
-    return current_app.extensions["storefront_recs"].recs
+    return current_state().recs
 
 
 def _echo_json(data: Any) -> None:

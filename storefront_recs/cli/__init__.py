@@ -8,12 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
-from . import db as dbmod
-from .errors import ImportFileError
-from .importing import ImportReport
+from .. import db as dbmod
+from ..errors import ImportFileError
+from ..extension.core import current_state
+from ..importing import ImportReport
 
 recs_cli = AppGroup("recs", help="storefront-recs: database, imports, training.")
 db_cli = AppGroup("db", help="Migrations of the recs tables (never touches the shop's tables).")
@@ -22,17 +22,15 @@ recs_cli.add_command(db_cli)
 SHOWN_BAD_LINES = 20
 
 
-def _state() -> Any:
-    return current_app.extensions["storefront_recs"]
 
 
 @db_cli.command("upgrade")
 @click.argument("revision", default="heads")
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: the latest)."""
-    from .tracking.import_indexes import restore_indexes
+    from ..tracking.import_indexes import restore_indexes
 
-    engine = _state().engine
+    engine = current_state().engine
     dbmod.upgrade(engine, revision)
     if revision == "heads" and (rebuilt := restore_indexes(engine)):
         click.echo(f"rebuilt event indexes an interrupted import left out: {', '.join(rebuilt)}")
@@ -43,7 +41,7 @@ def db_upgrade(revision: str) -> None:
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION ('base' drops every recs table)."""
-    engine = _state().engine
+    engine = current_state().engine
     dbmod.downgrade(engine, revision)
     click.echo(f"recs database at revision {dbmod.current_revision(engine) or 'base'}")
 
@@ -51,7 +49,7 @@ def db_downgrade(revision: str) -> None:
 @db_cli.command("current")
 def db_current() -> None:
     """Show the applied revision and whether it is the latest."""
-    engine = _state().engine
+    engine = current_state().engine
     current, head = dbmod.current_revision(engine), dbmod.head_revision(engine)
     state = "up to date" if current == head else f"behind: latest is {head}"
     click.echo(f"{current or 'base (no recs tables)'} ({state})")
@@ -84,9 +82,9 @@ def import_catalog_command(path: str) -> None:
 
     Exits 1 when some lines were rejected; the good lines are stored either way.
     """
-    from .catalog.importer import import_catalog
+    from ..catalog.importer import import_catalog
 
-    state = _state()
+    state = current_state()
     report = _run_import(
         "Importing catalogue",
         path,
@@ -108,9 +106,9 @@ def import_events_command(path: str, indexes: str) -> None:
     lookups of a visitor's or an item's events scan the table: defer them on a live shop only
     in a quiet hour.
     """
-    from .tracking.importer import import_events
+    from ..tracking.importer import import_events
 
-    state = _state()
+    state = current_state()
     report = _run_import(
         "Importing events",
         path,
@@ -121,25 +119,26 @@ def import_events_command(path: str, indexes: str) -> None:
             max_future=timedelta(seconds=state.config["RECS_MAX_FUTURE_SECONDS"]),
             batch_size=state.config["RECS_IMPORT_BATCH_SIZE"],
             on_progress=progress,
+            suppressions=state.suppressions,
             indexes=indexes,  # type: ignore[arg-type]
         ),
     )
     _exit_for(report)
 
-from .engine.cli import evaluate_command, scheduler_command, train_command  # noqa: E402
+from .training import evaluate_command, scheduler_command, train_command  # noqa: E402
 
 recs_cli.add_command(train_command)
 recs_cli.add_command(evaluate_command)
 recs_cli.add_command(scheduler_command)
 
-from .privacy.cli import register_privacy_commands  # noqa: E402
+from .privacy import register_privacy_commands  # noqa: E402
 
 register_privacy_commands(recs_cli)
 
-from .experiments.cli import report_command  # noqa: E402
+from .experiments import report_command  # noqa: E402
 
 recs_cli.add_command(report_command)
 
-from .email.cli import email_blocks_command  # noqa: E402
+from .email import email_blocks_command  # noqa: E402
 
 recs_cli.add_command(email_blocks_command)

@@ -10,14 +10,15 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .report import TrainReport
-from .train import STAGES
+from ..engine.report import TrainReport
+from ..engine.train import STAGES
+from ..extension.core import current_state
 
 EVALUATE_STAGES = STAGES[: STAGES.index("evaluate") + 1]
 
 
 def _recs() -> Any:
-    return current_app.extensions["storefront_recs"].recs
+    return current_state().recs
 
 
 def _with_progress(label: str, stages: tuple[str, ...], run: Any) -> TrainReport:

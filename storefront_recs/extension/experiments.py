@@ -10,15 +10,14 @@ from typing import Any, TypeVar, cast
 from flask import current_app, has_request_context
 from sqlalchemy import Table, update
 
-from ..core import RecsCore
 from ..db import utcnow
 from ..errors import ConfigurationError
+from ..experiments.assignment import assign
+from ..experiments.definitions import Experiment, parse_experiment, to_row
+from ..experiments.results import ExperimentResult, experiment_results
 from ..models import Experiment as ExperimentRow
 from ..tracking.identity import Visitor
-from .assignment import assign
-from .definitions import Experiment, parse_experiment, to_row
-from .registry import registry
-from .results import ExperimentResult, experiment_results
+from .core import RecsCore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,11 +36,11 @@ class ExperimentsAPI(RecsCore):
     def experiments(self) -> list[Experiment]:
         """Every experiment (config-declared ones are synced in on first use), oldest first."""
         with self._context() as state:
-            return list(registry(state).all())
+            return list(state.experiments.all())
 
     def experiment(self, key: str) -> Experiment:
         with self._context() as state:
-            found = registry(state).get(key)
+            found = state.experiments.get(key)
             if found is None:
                 raise KeyError(f"no experiment {key!r}")
             return found
@@ -50,7 +49,7 @@ class ExperimentsAPI(RecsCore):
         """Create an experiment (as the dashboard does); raises ConfigurationError if invalid."""
         experiment = parse_experiment(declaration, source="dashboard")
         with self._context() as state:
-            reg = registry(state)
+            reg = state.experiments
             if reg.get(experiment.key) is not None:
                 raise ConfigurationError(f"an experiment {experiment.key!r} exists already")
             now = utcnow()
@@ -71,7 +70,7 @@ class ExperimentsAPI(RecsCore):
                                        .values(status=status, updated_at=utcnow())).rowcount
             if not changed:
                 raise KeyError(f"no experiment {key!r}")
-            registry(state).reload()
+            state.experiments.reload()
             return self.experiment(key)
 
     def pause_experiment(self, key: str) -> Experiment:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..core import RecsCore, RecsState
 from ..db import utcnow
+from ..privacy import erasure
+from ..privacy import export as exporting
+from ..privacy.keys import user_fingerprint
+from ..privacy.suppression import Suppressions
 from ..retention import PurgeReport, purge_expired_events, retention_settings
 from ..tracking.identity import hash_user_id
-from . import erasure
-from . import export as exporting
-from .keys import user_fingerprint
-from .suppression import Suppressions
+from .core import RecsCore, RecsState
 
 
 def stored_keys(state: RecsState, user_id: Any) -> list[str]:

@@ -11,7 +11,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ..errors import ConfigurationError, ValidationError
-from .batch import export_lines
+from .email_export import export_lines
 
 
 def read_user_ids(handle: IO[str]) -> list[str]:

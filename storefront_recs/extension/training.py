@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Flask
 
-from ..core import RecsCore
-from .bundle import BundleStore, ModelBundle
-from .report import TrainReport
-from .train import Progress, TrainSettings, run_pipeline
-from .train import train as run_training
-
-if TYPE_CHECKING:
-    from ..core import RecsState
-
-def bundle_store(state: RecsState) -> BundleStore:
-    """The app's :class:`BundleStore`, created once per app state and cached on it."""
-
-    def build() -> BundleStore:
-        mode = state.config["RECS_ANN_MODE"]
-        return BundleStore(state.config["RECS_MODEL_DIR"], ann_mode=None if mode == "auto" else mode)
-
-    return state.component("bundle_store", build)
+from ..engine.bundle import BundleStore, ModelBundle
+from ..engine.report import TrainReport
+from ..engine.train import Progress, TrainSettings, run_pipeline
+from ..engine.train import train as run_training
+from .core import RecsCore
 
 
 class TrainingAPI(RecsCore):
@@ -45,7 +33,7 @@ class TrainingAPI(RecsCore):
         """
         with self._context() as state:
             return run_training(
-                state.checked_engine(), bundle_store(state), TrainSettings.from_config(state.config),
+                state.checked_engine(), state.bundle_store, TrainSettings.from_config(state.config),
                 trigger=trigger, progress=progress,
             )
 
@@ -53,16 +41,16 @@ class TrainingAPI(RecsCore):
         """Fit on a time split and report metrics vs popularity, without publishing anything."""
         with self._context() as state:
             return run_pipeline(
-                state.checked_engine(), bundle_store(state), TrainSettings.from_config(state.config),
+                state.checked_engine(), state.bundle_store, TrainSettings.from_config(state.config),
                 publish=False, progress=progress,
             )
 
     def model_bundle(self) -> ModelBundle | None:
         """The bundle this process serves now (reloaded within a second of a new publish)."""
-        return bundle_store(self._state()).current()
+        return self._state().bundle_store.current()
 
     def _bundle_store(self) -> BundleStore:
-        return bundle_store(self._state())
+        return self._state().bundle_store
 
     def model_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest training runs, newest first, as dicts."""

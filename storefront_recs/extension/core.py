@@ -13,17 +13,27 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app, has_app_context, has_request_context
 from sqlalchemy import Engine
 
-from . import db as dbmod
-from .catalog import Catalog
-from .config import apply_defaults
-from .errors import ConfigurationError, NotMigratedError, ValidationError
-from .tracking.identity import Visitor, hash_user_id, resolve_visitor, tracking_refused
-from .tracking.ingest import Limits, store_events, validate_events
+from .. import db as dbmod
+from ..catalog import Catalog
+from ..config import apply_defaults
+from ..errors import ConfigurationError, NotMigratedError, ValidationError
+from ..privacy.suppression import Suppressions
+from ..tracking.identity import Visitor, hash_user_id, resolve_visitor, tracking_refused
+from ..tracking.ingest import Limits, store_events, validate_events
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+
+    from ..engine.bundle import BundleStore
+    from ..experiments.registry import ExperimentRegistry
+    from ..experiments.serving import ServedVariant
+    from ..serving.recommender import Recommender
+    from . import Recs
 
 EXTENSION_KEY = "storefront_recs"
 T = TypeVar("T")
@@ -34,7 +44,7 @@ class RecsState:
     """Per-app state, kept in ``app.extensions["storefront_recs"]``."""
 
     def __init__(self, recs: RecsCore, app: Flask) -> None:
-        self.recs = recs
+        self.recs: Recs = recs  # type: ignore[assignment]  # always the full Recs
         self.app = app
         self.config = app.config
         self.secret = _load_secret(app)
@@ -43,6 +53,7 @@ class RecsState:
         self._lock = threading.Lock()
         self._components: dict[str, Any] = {}
         self._components_lock = threading.RLock()  # a factory may ask for another component
+        self.scheduler: BaseScheduler | None = None  # the embedded scheduler, in the process that runs it
 
     @property
     def engine(self) -> Engine:
@@ -85,6 +96,48 @@ class RecsState:
 
     def limits(self) -> Limits:
         return Limits.from_config(self.config)
+
+    # -- the parts, assembled here and handed to the layers below (see components.py) ------------
+    @property
+    def suppressions(self) -> Suppressions:
+        return Suppressions(self.secret)
+
+    @property
+    def bundle_store(self) -> BundleStore:
+        from .components import build_bundle_store
+
+        return self.component("bundle_store", lambda: build_bundle_store(self.config))
+
+    @property
+    def recommender(self) -> Recommender:
+        from .components import build_recommender
+
+        return self.component("recommender", lambda: build_recommender(self))
+
+    @property
+    def experiments(self) -> ExperimentRegistry:
+        from .components import build_experiment_registry
+
+        return self.component("experiment_registry", lambda: build_experiment_registry(self))
+
+    def variant_for(self, kind: str, visitor: Visitor | Callable[[], Visitor] | None = None) -> ServedVariant | None:
+        """The experiment variant this visitor's answer of ``kind`` gets (default: the request's visitor)."""
+        from ..experiments.serving import variant_for
+
+        return variant_for(self.experiments, self.checked_engine(), kind, visitor or self.recs.current_visitor)
+
+
+def current_state() -> RecsState:
+    """The state of the current app (inside an app context)."""
+    return state_of(current_app)
+
+
+def state_of(app: Flask) -> RecsState:
+    """The storefront-recs state of ``app``."""
+    state = app.extensions.get(EXTENSION_KEY)
+    if state is None:
+        raise ConfigurationError("storefront-recs is not initialised on this app: call init_app(app)")
+    return state  # type: ignore[no-any-return,unused-ignore]
 
 
 def _load_secret(app: Flask) -> bytes:
@@ -132,8 +185,8 @@ class RecsCore:
             raise ConfigurationError(f"RECS_URL_PREFIX must start with '/', got {prefix!r}")
         app.extensions[EXTENSION_KEY] = RecsState(self, app)
 
-        from .cli import recs_cli
-        from .web import create_blueprint
+        from ..cli import recs_cli
+        from ..web import create_blueprint
 
         app.register_blueprint(create_blueprint(), url_prefix=prefix.rstrip("/"))
         if "recs" not in app.cli.commands:
@@ -225,5 +278,6 @@ class RecsCore:
                 user_key=None if user_id is None else state.user_key(user_id), anonymous_id=anonymous_id
             )
             with state.checked_engine().begin() as conn:
-                accepted, _ = store_events(conn, valid, visitor, source="server", use_client_ts=True)
+                accepted, _ = store_events(conn, valid, visitor, source="server", use_client_ts=True,
+                                           suppressions=state.suppressions)
             return accepted == 1
