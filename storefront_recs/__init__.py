@@ -32,7 +32,7 @@ def __getattr__(name: str) -> Any:
         from flask import current_app
         from werkzeug.local import LocalProxy
 
-        from .extension.core import state_of
+        from .assembly import state_of
 
         proxy = LocalProxy(lambda: state_of(current_app).recs)
         globals()["current_recs"] = proxy

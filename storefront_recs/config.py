@@ -147,6 +147,14 @@ SETTINGS: dict[str, Setting] = {
     "RECS_EMBEDDED_SCHEDULER": Setting(
         False, "Run the schedule inside the web process (development; one process via a file lock)."
     ),
+    # plugins (docs/plugins.md)
+    "RECS_TRAINER": Setting(
+        "implicit", "Backend that fits the factor model: a `storefront_recs.trainers` plugin ('implicit' is built in)."
+    ),
+    "RECS_SOURCES": Setting(
+        [], "Plugin candidate sources (`storefront_recs.sources`) each training run fits, by name; "
+        "RECS_BLEND_GRID (default weights 0, 0.5, 1) and RECS_BLEND give them weights like the built-in ones.",
+    ),
     # serving
     "RECS_BLEND": Setting(
         {"als": 1.0, "itemitem": 0.5, "popularity": 0.5},

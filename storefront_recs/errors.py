@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RecsError(Exception):
     """Base class of every storefront-recs error."""
@@ -25,3 +27,18 @@ class ValidationError(RecsError):
 
 class ImportFileError(RecsError):
     """An import file cannot be read at all (unknown format, missing header columns)."""
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> str:
+    """Marshmallow's nested error dict -> 'field: message; other.field: message'."""
+    if isinstance(messages, dict):
+        parts = []
+        for key, value in messages.items():
+            name = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
+            parts.append(flatten_errors(value, name))
+        return "; ".join(parts)
+    if isinstance(messages, list):
+        text = " ".join(str(m) for m in messages if not isinstance(m, dict | list))
+        nested = [flatten_errors(m, prefix) for m in messages if isinstance(m, dict | list)]
+        return "; ".join(filter(None, [f"{prefix}: {text}" if prefix and text else text, *nested]))
+    return f"{prefix}: {messages}" if prefix else str(messages)

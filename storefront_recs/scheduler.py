@@ -21,7 +21,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 
-from .extension.core import state_of
+from .assembly import state_of
 
 log = logging.getLogger(__name__)
 

@@ -96,9 +96,9 @@ def test_shared_flask_sqlalchemy_engine_keeps_the_shops_tables_apart(database_ur
 
 
 def test_cli_reference_is_generated_from_the_commands() -> None:
-    from storefront_recs.cli_reference import reference_markdown as cli_markdown
+    from storefront_recs.cli.reference import reference_markdown as cli_markdown
 
     reference = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
     assert reference == cli_markdown() + "\n", (
-        "docs/cli.md is out of date: run `.venv/bin/python -m storefront_recs.cli_reference > docs/cli.md`"
+        "docs/cli.md is out of date: run `.venv/bin/python -m storefront_recs.cli.reference > docs/cli.md`"
     )

@@ -12,9 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
-from ..errors import ValidationError
+from ..errors import ValidationError, flatten_errors
 from ..models import Item
-from ..tracking.schemas import flatten_errors
 from .schemas import CatalogItemSchema
 
 ITEM_COLUMNS = ("title", "url", "image_url", "price", "category", "description", "in_stock")

@@ -11,8 +11,8 @@ import click
 from flask.cli import AppGroup
 
 from .. import db as dbmod
+from ..assembly import current_state
 from ..errors import ImportFileError
-from ..extension.core import current_state
 from ..importing import ImportReport
 
 recs_cli = AppGroup("recs", help="storefront-recs: database, imports, training.")
@@ -142,3 +142,7 @@ recs_cli.add_command(report_command)
 from .email import email_blocks_command  # noqa: E402
 
 recs_cli.add_command(email_blocks_command)
+
+from .plugins import plugins_command  # noqa: E402
+
+recs_cli.add_command(plugins_command)

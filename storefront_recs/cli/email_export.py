@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask
 
-from ..extension.core import state_of
+from ..assembly import state_of
 
 CHUNK = 200
 _APP: Flask | None = None

@@ -7,8 +7,8 @@ import json
 import click
 from flask.cli import with_appcontext
 
+from ..assembly import current_state
 from ..experiments.results import ExperimentResult
-from ..extension.core import current_state
 
 
 def _pct(value: float) -> str:

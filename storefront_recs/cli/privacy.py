@@ -8,7 +8,7 @@ from typing import Any
 import click
 from flask.cli import AppGroup, with_appcontext
 
-from ..extension.core import current_state
+from ..assembly import current_state
 
 
 def _recs() -> Any:

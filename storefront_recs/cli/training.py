@@ -10,9 +10,9 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ..assembly import current_state
 from ..engine.report import TrainReport
 from ..engine.train import STAGES
-from ..extension.core import current_state
 
 EVALUATE_STAGES = STAGES[: STAGES.index("evaluate") + 1]
 

@@ -35,6 +35,7 @@ SEED_DECAY = 0.75
 MIN_USERS = 10  # fewer validation users than this: keep the configured blend
 MAX_USERS = 2000  # a seeded sample of the evaluation users above this (keeps the stage cheap)
 SOURCES = ("als", "ease", "itemitem", "popularity")
+PLUGIN_GRID = (0.0, 0.5, 1.0)  # weights tried for a plugin source that RECS_BLEND_GRID does not name
 
 
 @dataclass
@@ -53,17 +54,19 @@ class BlendChoice:
     users: int
     table: list[tuple[dict[str, float], float]] = field(default_factory=list)
     gain_z: float = 0.0  # the best blend's paired gain over the configured one, in standard errors
+    sources: list[str] = field(default_factory=list)  # the sources whose lists were scored
 
     def manifest(self) -> dict[str, Any]:
         return {"weights": self.weights, "validation_ndcg@10": round(self.ndcg, 6),
                 "configured_ndcg@10": round(self.configured_ndcg, 6), "users": self.users,
-                "gain_z": round(self.gain_z, 3)}
+                "gain_z": round(self.gain_z, 3), "sources": list(self.sources)}
 
 
 def grid(spec: Mapping[str, Sequence[float]], available: Sequence[str]) -> list[dict[str, float]]:
-    """Every combination of the weights per source (sources not available get weight 0)."""
-    names = [s for s in SOURCES if s in spec]
-    values = [[float(w) for w in spec[s]] if s in available else [0.0] for s in names]
+    """Every combination of the weights per source (sources not available get weight 0);
+    plugin sources (any other available name) try ``spec``'s weights or ``PLUGIN_GRID``."""
+    names = [s for s in SOURCES if s in spec] + [s for s in available if s not in SOURCES]
+    values = [[float(w) for w in spec.get(s, PLUGIN_GRID)] if s in available else [0.0] for s in names]
     combos = []
     for combo in itertools.product(*values):
         weights = {s: w for s, w in zip(names, combo, strict=True) if w > 0}
@@ -257,7 +260,7 @@ def choose(sources: Mapping[str, SourceLists], test: sparse.csr_matrix, users: n
     if best and not z > noise_z:
         best = 0
     return BlendChoice(blends[best], scores[best], scores[0], len(users),
-                       list(zip(blends, scores, strict=True)), gain_z=z)
+                       list(zip(blends, scores, strict=True)), gain_z=z, sources=list(sources))
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,7 @@ def select_blend(
     user_factors: np.ndarray, item_factors: np.ndarray,
     events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], settings: BlendSettings,
     *, als: SourceLists | None = None, similarity: sparse.csr_matrix | None = None,
+    extra: Mapping[str, SourceLists] | None = None,
 ) -> BlendChoice | None:
     """Score the blend grid on the time split (models fitted on ``train`` only); None when
     automatic choice is off or there are too few evaluation users to trust it.
@@ -325,7 +329,7 @@ def select_blend(
     ``als``: the ALS source for ``validation_users(users)`` when already computed (the
     evaluation ranks those users with the same factors). ``similarity``: the item-item
     similarity fitted on ``train`` (``fit_itemitem(train, settings.itemitem_k)``), when the
-    caller has fitted it already.
+    caller has fitted it already. ``extra``: plugin sources' lists for ``validation_users(users)``.
     """
     picked = validation_users(users, settings)
     if picked is None:
@@ -343,5 +347,6 @@ def select_blend(
     if settings.wants("ease") and ease_model.fits(train, settings.ease_max_items):
         weights = ease_model.fit_ease(train, settings.ease_lambda, settings.ease_k)
         sources["ease"] = ease_source(weights, train, users)
+    sources.update(extra or {})
     return choose(sources, test, users, settings.configured, grid(settings.grid, list(sources)),
                   settings.noise_z)

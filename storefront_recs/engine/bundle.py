@@ -25,6 +25,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ from threadpoolctl import threadpool_limits
 from . import ease as ease_model
 from .ann import NormOrderedIndex, annoy_query, build_annoy, exact_query, load_annoy, row_norms
 from .models import ContentModel, Popularity
+from .plugin_sources import load_sources
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +156,8 @@ def validate(directory: str) -> dict[str, Any]:
     sizes = manifest.get("sizes", {})
     for name, digest in manifest["files"].items():
         path = os.path.join(directory, name)
-        if os.path.basename(name) != name or not os.path.isfile(path):
+        inside = not os.path.isabs(name) and ".." not in name.split("/")  # plugin sources use a subfolder
+        if not inside or not os.path.isfile(path):
             raise BundleError(f"bundle {manifest['version']} lacks {name}")
         if name in sizes and os.path.getsize(path) != sizes[name]:
             raise BundleError(f"{name} in bundle {manifest['version']} is truncated or changed")
@@ -166,7 +169,8 @@ def validate(directory: str) -> dict[str, Any]:
 class ModelBundle:
     """A published bundle, read-only, with implicit-style ``(ids, scores)`` verbs over item indexes."""
 
-    def __init__(self, directory: str, *, ann_mode: str | None = None) -> None:
+    def __init__(self, directory: str, *, ann_mode: str | None = None,
+                 plugin_options: Mapping[str, Any] | None = None) -> None:
         self.path = directory
         self.manifest = validate(directory)
         m = self.manifest
@@ -207,6 +211,8 @@ class ModelBundle:
             self.popularity_by_hour: np.ndarray = z["by_hour"]
             self.popularity_by_weekday: np.ndarray = z["by_weekday"]
         self._check_shapes()
+        # candidate sources from plugins, by name (a source whose plugin is gone is left out)
+        self.plugin_sources = load_sources(directory, m, plugin_options or {})
         self.ann_mode = ann_mode or m.get("ann_mode", "exact")
         if self.ann_mode == "annoy" and "als_angular.ann" not in m["files"]:
             self.ann_mode = "exact"  # built without Annoy indexes
@@ -340,8 +346,10 @@ def _load_json(path: str) -> Any:
 class BundleStore:
     """The bundles in one model directory; ``current()`` is what every worker serves."""
 
-    def __init__(self, model_dir: str, *, ann_mode: str | None = None, check_interval: float = 1.0) -> None:
+    def __init__(self, model_dir: str, *, ann_mode: str | None = None, check_interval: float = 1.0,
+                 plugin_options: Mapping[str, Any] | None = None) -> None:
         self.model_dir = model_dir
+        self.plugin_options = dict(plugin_options or {})
         self.ann_mode = ann_mode if ann_mode in ANN_MODES else None
         self.check_interval = check_interval
         self._bundle: ModelBundle | None = None
@@ -384,7 +392,8 @@ class BundleStore:
         if self._bundle is not None and self._bundle.version == version:
             return
         try:
-            self._bundle = ModelBundle(os.path.join(self.model_dir, version), ann_mode=self.ann_mode)
+            self._bundle = ModelBundle(os.path.join(self.model_dir, version), ann_mode=self.ann_mode,
+                                       plugin_options=self.plugin_options)
             self._failed = None
         except Exception as exc:  # keep serving the previous bundle, whatever went wrong
             log.error("storefront-recs: refusing model bundle %s: %s", version, exc)
@@ -392,7 +401,8 @@ class BundleStore:
 
     def load(self, version: str) -> ModelBundle:
         """Load and validate one bundle (raises :class:`BundleError`)."""
-        return ModelBundle(os.path.join(self.model_dir, version), ann_mode=self.ann_mode)
+        return ModelBundle(os.path.join(self.model_dir, version), ann_mode=self.ann_mode,
+                                       plugin_options=self.plugin_options)
 
     def serving_manifest(self) -> dict[str, Any] | None:
         """The manifest of the version ``CURRENT`` names, if it is readable."""
@@ -424,7 +434,8 @@ class BundleStore:
         """Checksum the staged files, write the manifest, move the directory into place and,
         with ``activate``, switch ``CURRENT`` to it. Returns the bundle's directory."""
         version = manifest["version"]
-        names = sorted(n for n in os.listdir(staging) if n != MANIFEST)
+        names = sorted(os.path.relpath(os.path.join(root, n), staging)
+                       for root, _, found in os.walk(staging) for n in found if n != MANIFEST or root != staging)
         with ThreadPoolExecutor(2, thread_name_prefix="recs-checksum") as pool:  # hashlib releases the GIL
             files = dict(zip(names, pool.map(sha256, [os.path.join(staging, n) for n in names]), strict=True))
         sizes = {name: os.path.getsize(os.path.join(staging, name)) for name in names}

@@ -86,6 +86,24 @@ def fit_als(
     return model
 
 
+class ImplicitTrainer:
+    """The default factor-model backend (``RECS_TRAINER = "implicit"``): implicit's CPU ALS."""
+
+    name = "implicit"
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self.options = options
+
+    def fit(self, user_items: sparse.csr_matrix, params: ALSParams, *,
+            warm_start: AlternatingLeastSquares | None = None, iterations: int | None = None) -> AlternatingLeastSquares:
+        return fit_als(user_items, params, warm_start=warm_start, iterations=iterations)
+
+    def describe(self) -> dict[str, Any]:
+        from importlib.metadata import version
+
+        return {"name": self.name, "version": version("implicit"), "master": "local"}
+
+
 def fit_itemitem(user_items: sparse.csr_matrix, k: int) -> CosineRecommender:
     """Cosine item-item neighbours (K per item) from the users x items matrix."""
     model = CosineRecommender(K=k)

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from .. import leases
 from ..db import utcnow
 from ..models import ModelRun
+from ..plugins import TRAINERS, plugin
 from . import ease as ease_model
 from .blend_tuning import (
     DEPTH,
@@ -49,17 +50,17 @@ from .evaluate import (
 )
 from .models import (
     ALSParams,
-    fit_als,
     fit_bought_together,
     fit_content,
     fit_itemitem,
     fit_popularity,
 )
+from .plugin_sources import fit_sources, save_sources, source_classes, validation_lists
 from .report import TrainReport
 
 log = logging.getLogger(__name__)
 
-STAGES = ("load", "split", "als", "evaluate", "blend", "ease", "itemitem", "content", "popularity", "write",
+STAGES = ("load", "split", "als", "evaluate", "sources", "blend", "ease", "itemitem", "content", "popularity", "write",
           "publish")
 GATE_METRIC = "ndcg@10"
 Progress = Callable[[str], None]
@@ -85,6 +86,9 @@ class TrainSettings:
     holdout: float = 0.2
     eval_max_users: int = 5000
     lease_timeout: float = 300.0
+    trainer: str = "implicit"
+    sources: tuple[str, ...] = ()  # plugin sources to fit (RECS_SOURCES)
+    plugin_options: Mapping[str, Any] = field(default_factory=dict)  # every RECS_* setting, for plugins
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
@@ -104,6 +108,9 @@ class TrainSettings:
             holdout=float(config["RECS_EVAL_HOLDOUT"]),
             eval_max_users=int(config["RECS_EVAL_MAX_USERS"]),
             lease_timeout=float(config["RECS_LEASE_TIMEOUT"]),
+            trainer=str(config.get("RECS_TRAINER", "implicit")),
+            sources=tuple(config.get("RECS_SOURCES") or ()),
+            plugin_options={k: v for k, v in config.items() if k.startswith("RECS_")},
         )
 
     def resolved_ann_mode(self, n_items: int) -> str:
@@ -216,13 +223,15 @@ def _pipeline(engine: Engine, store: BundleStore, settings: TrainSettings, publi
         with clock.stage("split"):
             train_m, test_m = holdout_split(inter, settings.holdout, settings.min_interactions)
         p = settings.als
+        trainer = plugin(TRAINERS, settings.trainer)(settings.plugin_options)
+        source_types = source_classes(settings.sources) if publish else {}
         with clock.stage("als"):
             # the iterations are shared: most on the time split (the evaluated model), the last few
             # on the full matrix from there (the published model), so ALS costs one plain fit
-            eval_model = fit_als(train_m, p, iterations=max(p.iterations - p.refit_iterations, 1))
+            eval_model = trainer.fit(train_m, p, iterations=max(p.iterations - p.refit_iterations, 1))
             full_m = full_job.result()
             # only a published model needs the refit (``flask recs evaluate`` skips it)
-            model = fit_als(full_m, p, warm_start=eval_model, iterations=p.refit_iterations) \
+            model = trainer.fit(full_m, p, warm_start=eval_model, iterations=p.refit_iterations) \
                 if publish and p.refit_iterations > 0 else eval_model
         with clock.stage("evaluate"):
             users = holdout_users(test_m, settings.eval_max_users, p.seed)
@@ -243,12 +252,18 @@ def _pipeline(engine: Engine, store: BundleStore, settings: TrainSettings, publi
         if not publish or content_job is None or popularity_job is None or itemitem_job is None:
             report.timings = clock.report()
             return report
+        with clock.stage("sources"):  # plugin sources, on the split (for the blend choice) and in full
+            split_sources = fit_sources(source_types, train_m, settings.plugin_options) \
+                if blend_users is not None else {}
+            extra = validation_lists(split_sources, train_m, blend_users, DEPTH) if blend_users is not None else {}
+            plugin_sources = fit_sources(source_types, full_m, settings.plugin_options)
         with clock.stage("blend"), threadpool_limits(blas_threads, "blas"):  # EASE on the split
             kept_lists = kept.lists() if kept is not None else None
             als = als_lists(*kept_lists) if kept_lists is not None else None
             choice = select_blend(train_m, test_m, users, eval_model.user_factors, eval_model.item_factors,
                                   (inter.users, inter.items, inter.ts, inter.decay), settings.blend, als=als,
-                                  similarity=None if split_similarity is None else split_similarity.result())
+                                  similarity=None if split_similarity is None else split_similarity.result(),
+                                  extra=extra)
         blend = choice.weights if choice is not None else settings.blend.configured
         with clock.stage("ease"), threadpool_limits(blas_threads, "blas"):
             ease = ease_model.fit_ease(full_m, settings.blend.ease_lambda, settings.blend.ease_k) \
@@ -264,6 +279,7 @@ def _pipeline(engine: Engine, store: BundleStore, settings: TrainSettings, publi
                                 itemitem.similarity, together, content, popularity, ease,
                                 None if ease is None else full_m)
             write_parts(staging, parts, ann_mode=ann_mode, trees=settings.ann_trees, seed=p.seed)
+            sources = save_sources(plugin_sources, staging)
         with clock.stage("publish"):
             serving = store.serving_manifest()
             refusal = gate_reason(metrics, serving, settings.gate_margin) if len(users) else None
@@ -271,6 +287,8 @@ def _pipeline(engine: Engine, store: BundleStore, settings: TrainSettings, publi
             report.timings = clock.report()
             manifest = _manifest(version, inter, counts, settings, metrics, report.timings, ann_mode, trigger)
             manifest["blend"] = _blend_manifest(choice, blend)
+            manifest["sources"] = sources
+            manifest["trainer"] = trainer.describe()
             if refusal is None:
                 store.publish(staging, manifest, activate=True)
                 store.prune(settings.keep_bundles)

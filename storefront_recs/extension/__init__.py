@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .core import EXTENSION_KEY, RecsCore, RecsState
+from ..assembly import EXTENSION_KEY, RecsState
+from .core import RecsCore
 from .email import EmailAPI
 from .experiments import ExperimentsAPI
 from .privacy import PrivacyAPI

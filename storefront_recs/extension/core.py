@@ -1,4 +1,4 @@
-"""The core of the ``Recs`` extension: init_app, per-app state, host hooks and tracking.
+"""The core of the ``Recs`` extension: init_app, host hooks and tracking.
 
 Feature areas (training, serving, privacy, ...) add their public methods as mixins over
 ``RecsCore``; ``extension.Recs`` puts them together.
@@ -7,153 +7,20 @@ Feature areas (training, serving, privacy, ...) add their public methods as mixi
 from __future__ import annotations
 
 import os
-import secrets
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from flask import Flask, current_app, has_app_context, has_request_context
-from sqlalchemy import Engine
 
-from .. import db as dbmod
+from ..assembly import EXTENSION_KEY, RecsState
 from ..catalog import Catalog
 from ..config import apply_defaults
-from ..errors import ConfigurationError, NotMigratedError, ValidationError
-from ..privacy.suppression import Suppressions
-from ..tracking.identity import Visitor, hash_user_id, resolve_visitor, tracking_refused
-from ..tracking.ingest import Limits, store_events, validate_events
-
-if TYPE_CHECKING:
-    from apscheduler.schedulers.base import BaseScheduler
-
-    from ..engine.bundle import BundleStore
-    from ..experiments.registry import ExperimentRegistry
-    from ..experiments.serving import ServedVariant
-    from ..serving.recommender import Recommender
-    from . import Recs
-
-EXTENSION_KEY = "storefront_recs"
-T = TypeVar("T")
-SECRET_FILE = "storefront_recs.secret"
-
-
-class RecsState:
-    """Per-app state, kept in ``app.extensions["storefront_recs"]``."""
-
-    def __init__(self, recs: RecsCore, app: Flask) -> None:
-        self.recs: Recs = recs  # type: ignore[assignment]  # always the full Recs
-        self.app = app
-        self.config = app.config
-        self.secret = _load_secret(app)
-        self._engine: Engine | None = None
-        self._schema_checked = False
-        self._lock = threading.Lock()
-        self._components: dict[str, Any] = {}
-        self._components_lock = threading.RLock()  # a factory may ask for another component
-        self.scheduler: BaseScheduler | None = None  # the embedded scheduler, in the process that runs it
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            with self._lock:
-                if self._engine is None:
-                    self._engine = self._create_engine()
-        return self._engine
-
-    def _create_engine(self) -> Engine:
-        if self.recs.db is not None:
-            with self.app.app_context():
-                return self.recs.db.engine  # type: ignore[no-any-return,unused-ignore]
-        return dbmod.make_engine(self.config["RECS_DATABASE_URI"], self.config["RECS_ENGINE_OPTIONS"])
-
-    def checked_engine(self) -> Engine:
-        """The engine, after making sure the recs tables are migrated (checked once)."""
-        engine = self.engine
-        if not self._schema_checked:
-            if not dbmod.is_up_to_date(engine):
-                raise NotMigratedError(
-                    "the storefront-recs tables are missing or out of date: run `flask recs db upgrade`"
-                )
-            self._schema_checked = True
-        return engine
-
-    def component(self, name: str, factory: Callable[[], T]) -> T:
-        """A per-app object built once, thread-safely, and kept on this state: in each worker
-        process, its bundle store, recommender, experiment registry..."""
-        found = self._components.get(name)
-        if found is None:
-            with self._components_lock:
-                found = self._components.get(name)
-                if found is None:
-                    found = self._components[name] = factory()
-        return found
-
-    def user_key(self, user_id: Any) -> str:
-        return hash_user_id(self.secret, str(user_id), self.config["RECS_HASH_USER_IDS"])
-
-    def limits(self) -> Limits:
-        return Limits.from_config(self.config)
-
-    # -- the parts, assembled here and handed to the layers below (see components.py) ------------
-    @property
-    def suppressions(self) -> Suppressions:
-        return Suppressions(self.secret)
-
-    @property
-    def bundle_store(self) -> BundleStore:
-        from .components import build_bundle_store
-
-        return self.component("bundle_store", lambda: build_bundle_store(self.config))
-
-    @property
-    def recommender(self) -> Recommender:
-        from .components import build_recommender
-
-        return self.component("recommender", lambda: build_recommender(self))
-
-    @property
-    def experiments(self) -> ExperimentRegistry:
-        from .components import build_experiment_registry
-
-        return self.component("experiment_registry", lambda: build_experiment_registry(self))
-
-    def variant_for(self, kind: str, visitor: Visitor | Callable[[], Visitor] | None = None) -> ServedVariant | None:
-        """The experiment variant this visitor's answer of ``kind`` gets (default: the request's visitor)."""
-        from ..experiments.serving import variant_for
-
-        return variant_for(self.experiments, self.checked_engine(), kind, visitor or self.recs.current_visitor)
-
-
-def current_state() -> RecsState:
-    """The state of the current app (inside an app context)."""
-    return state_of(current_app)
-
-
-def state_of(app: Flask) -> RecsState:
-    """The storefront-recs state of ``app``."""
-    state = app.extensions.get(EXTENSION_KEY)
-    if state is None:
-        raise ConfigurationError("storefront-recs is not initialised on this app: call init_app(app)")
-    return state  # type: ignore[no-any-return,unused-ignore]
-
-
-def _load_secret(app: Flask) -> bytes:
-    """RECS_SECRET_KEY, else SECRET_KEY, else a key generated once into the instance folder."""
-    configured = app.config.get("RECS_SECRET_KEY") or app.config.get("SECRET_KEY")
-    if configured:
-        return configured.encode() if isinstance(configured, str) else bytes(configured)
-    path = os.path.join(app.instance_path, SECRET_FILE)
-    if not os.path.exists(path):
-        os.makedirs(app.instance_path, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-        app.logger.warning("storefront-recs: no RECS_SECRET_KEY or SECRET_KEY; generated %s", path)
-    with open(path) as handle:
-        return handle.read().strip().encode()
+from ..errors import ConfigurationError, ValidationError
+from ..tracking.identity import Visitor, resolve_visitor, tracking_refused
+from ..tracking.ingest import store_events, validate_events
 
 
 class RecsCore:
@@ -183,7 +50,7 @@ class RecsCore:
         prefix = app.config["RECS_URL_PREFIX"]
         if not prefix.startswith("/"):
             raise ConfigurationError(f"RECS_URL_PREFIX must start with '/', got {prefix!r}")
-        app.extensions[EXTENSION_KEY] = RecsState(self, app)
+        app.extensions[EXTENSION_KEY] = RecsState(self, app)  # type: ignore[arg-type]  # self is a Recs
 
         from ..cli import recs_cli
         from ..web import create_blueprint

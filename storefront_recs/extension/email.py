@@ -7,17 +7,22 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import has_request_context, request
+from flask import Flask, has_request_context, request
 
+from ..assembly import RecsState, current_state
 from ..email.attribution import email_attribution
 from ..email.blocks import BlockMaker, BlockOptions, EmailBlock
 from ..email.links import public_base
 from ..errors import ConfigurationError
-from .core import RecsCore, RecsState, current_state
+from .core import RecsCore
 
 
 class EmailAPI(RecsCore):
     """Email methods of ``Recs``."""
+
+    def init_app(self, app: Flask) -> None:
+        super().init_app(app)
+        app.jinja_env.globals["recs_email_block"] = recs_email_block
 
     def email_block(self, user_id: Any, n: int = 4, campaign: str = "email", utm: Mapping[str, str] | None = None,
                     *, heading: str | None = "Picked for you", columns: int = 2, width: int = 600,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ..assembly import RecsState
 from ..db import utcnow
 from ..privacy import erasure
 from ..privacy import export as exporting
@@ -12,7 +13,7 @@ from ..privacy.keys import user_fingerprint
 from ..privacy.suppression import Suppressions
 from ..retention import PurgeReport, purge_expired_events, retention_settings
 from ..tracking.identity import hash_user_id
-from .core import RecsCore, RecsState
+from .core import RecsCore
 
 
 def stored_keys(state: RecsState, user_id: Any) -> list[str]:

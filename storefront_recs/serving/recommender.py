@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 from itsdangerous import Signer
+from scipy import sparse
 
 from ..db import utcnow
 from ..engine.ann import one_blas_thread
 from ..engine.bundle import ModelBundle
 from ..engine.data import ANON_PREFIX
+from ..engine.plugin_sources import profile_lists
 from ..tracking.identity import Visitor
 from .answer_keys import frozen, history_key
 from .candidates import LRU, Candidates
@@ -231,6 +233,7 @@ class Recommender:
                                  w.get("itemitem", 0), f"often viewed with {title}")
                 self._add_ranked(candidates, bundle, *bundle.similar_als(idx, depth), w.get("als", 0),
                                  f"similar to {title}")
+                self._plugin_neighbours(candidates, bundle, idx, depth, w, f"similar to {title}")
             ids, scores = self._content_neighbours(bundle, item_id, depth)
         candidates.add_ids(ids, weighted(scores, w.get("content", 0)), f"similar to {title}")
         candidates.resolve()  # once, here, not on every request that reads the cache
@@ -374,6 +377,7 @@ class Recommender:
         if w.get("ease", 0) > 0 and bundle.ease.nnz:
             ids, scores = bundle.recommend_ease(self._interaction_weights(bundle, history)[0], depth, skip, user_idx)
             self._add_ranked(candidates, bundle, ids, scores, w["ease"], "picked for your taste")
+        self._plugin_candidates(candidates, bundle, history, depth, skip, w)
         if user_idx is None and history.empty:
             return  # a stranger: the context-aware fallback answers
         if w.get("popularity", 0) > 0:
@@ -396,6 +400,33 @@ class Recommender:
             elif weight > 0:  # no co-interactions yet: its content neighbours stand in
                 neighbours, similarity = self._content_neighbours(bundle, item_id, depth)
                 candidates.add_ids(neighbours, weighted(similarity, weight), reason)
+
+    def _plugin_neighbours(self, candidates: Candidates, bundle: ModelBundle, idx: int, depth: int,
+                           w: Mapping[str, float], reason: str) -> None:
+        """Plugin sources with a weight in the similar-items blend: their neighbours of ``idx``."""
+        for name, source in bundle.plugin_sources.items():
+            if w.get(name, 0) > 0:
+                found, scores = (np.asarray(a) for a in source.similar_items(idx, depth + 1))
+                keep = (found >= 0) & (found != idx)
+                self._add_ranked(candidates, bundle, found[keep][:depth].astype(np.int64),
+                                 scores[keep][:depth].astype(np.float32), w[name], reason)
+
+    def _plugin_candidates(self, candidates: Candidates, bundle: ModelBundle, history: VisitorHistory,
+                           depth: int, skip: list[int], w: Mapping[str, float]) -> None:
+        """Plugin sources with a weight in this blend, scored on the visitor's live events."""
+        used = {name: source for name, source in bundle.plugin_sources.items() if w.get(name, 0) > 0}
+        if not used:
+            return
+        items, weights = self._interaction_weights(bundle, history)
+        if not items:
+            return
+        profile = sparse.csr_matrix((weights, ([0] * len(items), items)), shape=(1, len(bundle.item_ids)),
+                                    dtype=np.float32)
+        for name, source in used.items():
+            ids, scores = profile_lists(source, profile, depth + len(skip))
+            keep = (ids[0] >= 0) & ~np.isin(ids[0], skip)
+            self._add_ranked(candidates, bundle, ids[0][keep][:depth], scores[0][keep][:depth], w[name],
+                             type(source).reason)
 
     def _taste(self, bundle: ModelBundle, user_idx: int | None, history: VisitorHistory, depth: int,
                skip: list[int]) -> tuple[np.ndarray, np.ndarray]:

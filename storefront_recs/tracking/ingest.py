@@ -17,10 +17,11 @@ from marshmallow import ValidationError as SchemaError
 from sqlalchemy import Connection
 
 from ..db import insert_ignoring_conflicts, utcnow
+from ..errors import flatten_errors
 from ..models import Event
 from ..privacy.suppression import Suppressions
 from .identity import Visitor
-from .schemas import EventSchema, flatten_errors
+from .schemas import EventSchema
 
 
 @dataclass

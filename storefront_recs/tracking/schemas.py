@@ -141,18 +141,3 @@ class EventSchema(Schema):
         ts = data.get("ts")
         if ts is not None and ts > datetime.now(UTC).replace(tzinfo=None) + self.max_future:
             raise ValidationError("timestamp is in the future", "ts")
-
-
-def flatten_errors(messages: Any, prefix: str = "") -> str:
-    """Marshmallow's nested error dict -> 'field: message; other.field: message'."""
-    if isinstance(messages, dict):
-        parts = []
-        for key, value in messages.items():
-            name = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
-            parts.append(flatten_errors(value, name))
-        return "; ".join(parts)
-    if isinstance(messages, list):
-        text = " ".join(str(m) for m in messages if not isinstance(m, dict | list))
-        nested = [flatten_errors(m, prefix) for m in messages if isinstance(m, dict | list)]
-        return "; ".join(filter(None, [f"{prefix}: {text}" if prefix and text else text, *nested]))
-    return f"{prefix}: {messages}" if prefix else str(messages)

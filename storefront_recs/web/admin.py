@@ -22,11 +22,11 @@ from flask import (
 )
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from ..assembly import current_state
 from ..db import utcnow
 from ..errors import ConfigurationError
 from ..experiments import charts, insights
 from ..experiments.explain import explain
-from ..extension.core import current_state
 from ..serving.recommendation import WIDGET_KINDS
 from ..tracking.identity import Visitor
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from ..extension.core import current_state
+from ..assembly import current_state
 from ..tracking.identity import link_anonymous, tracking_refused
 from ..tracking.ingest import IngestResult, store_events, validate_events
 from .errors import json_error

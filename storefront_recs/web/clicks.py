@@ -4,13 +4,12 @@ Jinja global. The redirect target always comes from the catalogue, never from th
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request
-from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response
 
+from ..assembly import current_state
 from ..email.clicks import destination, record_click
 from ..email.links import forwarded_utm, public_base, with_query
 from ..email.tokens import ClickTokens, TokenError
-from ..extension.core import current_state
 from ..tracking.identity import tracking_refused
 
 ERROR_TEMPLATE = "storefront_recs/email/link_error.html"
@@ -44,16 +43,9 @@ def email_click(token: str) -> Response:
     return _no_store(redirect(location, 302))
 
 
-def _register_globals(setup: BlueprintSetupState) -> None:
-    from ..extension.email import recs_email_block
-
-    setup.app.jinja_env.globals["recs_email_block"] = recs_email_block
-
-
 def register_clicks(bp: Blueprint) -> None:
-    """The click route and the Jinja global, registered with the blueprint."""
+    """The click route, registered with the blueprint."""
     bp.add_url_rule("/c/<token>", "email_click", email_click, methods=["GET"])
-    bp.record_once(_register_globals)
 
 
 __all__ = ["register_clicks"]

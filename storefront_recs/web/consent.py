@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from ..extension.core import current_state
+from ..assembly import current_state
 from ..tracking.identity import cookie_anonymous_id
 from .api import read_limited_body
 from .errors import json_error

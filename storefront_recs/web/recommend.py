@@ -9,9 +9,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import EXCLUDE, Schema, fields, validate
 from webargs.flaskparser import FlaskParser
 
+from ..assembly import current_state
 from ..db import utcnow
 from ..experiments.serving import ServedVariant
-from ..extension.core import current_state
 from ..serving.recommender import Answer
 from ..serving.rules import make_filters
 from .errors import json_error

@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, g, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from markupsafe import Markup, escape
 
-from ..extension.core import current_state
+from ..assembly import current_state
 from ..serving.recommendation import WIDGET_KINDS
 from ..serving.recommender import Answer
 from ..serving.rules import Filters, make_filters

@@ -17,12 +17,13 @@ from ..serving.popularity import PopularityIndex
 from ..serving.recommender import Recommender
 
 if TYPE_CHECKING:
-    from .core import RecsState
+    from .state import RecsState
 
 
 def build_bundle_store(config: Mapping[str, Any]) -> BundleStore:
     mode = config["RECS_ANN_MODE"]
-    return BundleStore(config["RECS_MODEL_DIR"], ann_mode=None if mode == "auto" else mode)
+    return BundleStore(config["RECS_MODEL_DIR"], ann_mode=None if mode == "auto" else mode,
+                       plugin_options={k: v for k, v in config.items() if k.startswith("RECS_")})
 
 
 def build_recommender(state: RecsState) -> Recommender:
