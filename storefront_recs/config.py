@@ -1,19 +1,41 @@
-"""Every ``RECS_*`` setting, its default and one line of meaning.
+"""Every ``RECS_*`` setting: its default, the types it accepts and one line of meaning.
 
-``Recs.init_app`` applies these with ``app.config.setdefault``, so a shop overrides any of them
-in its own config. ``docs/configuration.md`` is checked against this table by the tests.
+``Recs.init_app`` applies these with ``app.config.setdefault`` and then checks every value
+(:func:`validate`), so a shop overrides any of them in its own config and a wrong one fails at
+start-up, naming the setting. ``docs/configuration.md`` is generated from this table.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
+
+from .errors import ConfigurationError
+
+_NUMBER = (int, float)
 
 
 @dataclass(frozen=True)
 class Setting:
     default: Any
     help: str
+    types: tuple[Any, ...] | None = None  # accepted types (classes or ABCs); default: the default's type
+
+    def accepted(self) -> tuple[Any, ...]:
+        if self.types is not None:
+            return self.types
+        default = self.default
+        if isinstance(default, bool):
+            return (bool,)
+        if isinstance(default, int | float):
+            return _NUMBER
+        if isinstance(default, dict):
+            return (Mapping,)
+        if isinstance(default, list | tuple):
+            return (list, tuple)
+        return (type(default),)
 
 
 DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
@@ -32,16 +54,16 @@ SETTINGS: dict[str, Setting] = {
     "RECS_DATABASE_URI": Setting(
         None,
         "SQLAlchemy URL of the recs database; default: SQLite file in the app's instance folder. "
-        "Ignored when Recs(app, db=db) shares the shop's Flask-SQLAlchemy engine.",
+        "Ignored when Recs(app, db=db) shares the shop's Flask-SQLAlchemy engine.", types=(str,),
     ),
     "RECS_ENGINE_OPTIONS": Setting({}, "Extra keyword arguments for sqlalchemy.create_engine."),
     "RECS_MODEL_DIR": Setting(
-        None, "Folder for model bundles; default: 'recs_models' in the app's instance folder."
+        None, "Folder for model bundles; default: 'recs_models' in the app's instance folder.", types=(str,),
     ),
     "RECS_SECRET_KEY": Setting(
         None,
         "Secret for hashing user ids and signing tokens; default: the app's SECRET_KEY, else a "
-        "key generated once into the instance folder.",
+        "key generated once into the instance folder.", types=(str, bytes),
     ),
     "RECS_HASH_USER_IDS": Setting(
         True, "Store shop user ids as keyed hashes (HMAC-SHA256), not in the clear."
@@ -49,14 +71,14 @@ SETTINGS: dict[str, Setting] = {
     # web
     "RECS_URL_PREFIX": Setting("/recs", "Where the blueprint is mounted."),
     "RECS_PUBLIC_URL": Setting(
-        None, "Absolute base URL of the shop (for email links); default: the request's host URL."
+        None, "Absolute base URL of the shop (for email links); default: the request's host URL.", types=(str,),
     ),
     "RECS_COOKIE_NAME": Setting("recs_aid", "Name of the first-party anonymous-id cookie."),
     "RECS_COOKIE_MAX_AGE": Setting(34_128_000, "Lifetime of the anonymous-id cookie in seconds (395 days)."),
     "RECS_COOKIE_SECURE": Setting(
-        None, "Secure flag of the cookie; default: set when the request came over HTTPS."
+        None, "Secure flag of the cookie; default: set when the request came over HTTPS.", types=(bool,),
     ),
-    "RECS_COOKIE_DOMAIN": Setting(None, "Domain of the cookie; default: the current host only."),
+    "RECS_COOKIE_DOMAIN": Setting(None, "Domain of the cookie; default: the current host only.", types=(str,)),
     # ingestion limits
     "RECS_MAX_BODY_BYTES": Setting(64 * 1024, "Largest accepted event POST body, in bytes."),
     "RECS_MAX_BATCH_EVENTS": Setting(100, "Most events accepted in one POST."),
@@ -139,7 +161,7 @@ SETTINGS: dict[str, Setting] = {
     "RECS_EVAL_HOLDOUT": Setting(0.2, "Fraction of each user's latest distinct items held out."),
     "RECS_EVAL_MAX_USERS": Setting(5000, "Most users ranked in evaluation (a seeded sample above it)."),
     "RECS_TRAIN_CRON": Setting(
-        None, "Crontab schedule of training (e.g. '0 3 * * *'); overrides RECS_TRAIN_INTERVAL."
+        None, "Crontab schedule of training (e.g. '0 3 * * *'); overrides RECS_TRAIN_INTERVAL.", types=(str,),
     ),
     "RECS_LEASE_TIMEOUT": Setting(
         300, "Seconds after which a training lease left by a dead process expires (renewed while alive)."
@@ -245,9 +267,33 @@ SETTINGS: dict[str, Setting] = {
     "RECS_ADMIN_CHECK": Setting(
         None,
         "Who may open /recs/admin/: a callable (or 'module:function') returning bool; "
-        "@recs.admin_check wins. Default: nobody.",
+        "@recs.admin_check wins. Default: nobody.", types=(str, Callable),
     ),
 }
+
+
+def validate(config: MutableMapping[str, Any]) -> None:
+    """Check every ``RECS_*`` setting's type (None stands for "the default behaviour" where the
+    default is None). A string given for a number, flag, list or mapping (an environment
+    variable, say) is read as JSON. Raises :class:`ConfigurationError` naming the setting."""
+    for key, setting in SETTINGS.items():
+        value = config.get(key)
+        if value is None and setting.default is None:
+            continue
+        accepted = setting.accepted()
+        if isinstance(value, str) and str not in accepted:
+            try:
+                value = config[key] = json.loads(value)
+            except ValueError:
+                raise ConfigurationError(f"{key} must be {_names(accepted)}; got the text {value!r}") from None
+        if isinstance(value, bool) and bool not in accepted or not isinstance(value, accepted):
+            raise ConfigurationError(f"{key} must be {_names(accepted)}; got {type(value).__name__} {value!r}")
+
+
+def _names(types: tuple[Any, ...]) -> str:
+    names = {int: "a number", float: "a number", bool: "true or false", str: "a string", bytes: "bytes",
+             list: "a list", tuple: "a list", Mapping: "a mapping", Callable: "a callable"}
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
 
 
 def apply_defaults(config: dict[str, Any]) -> None:

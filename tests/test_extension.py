@@ -102,3 +102,25 @@ def test_cli_reference_is_generated_from_the_commands() -> None:
     assert reference == cli_markdown() + "\n", (
         "docs/cli.md is out of date: run `.venv/bin/python -m storefront_recs.cli.reference > docs/cli.md`"
     )
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [
+    ("RECS_ALS_FACTORS", "many", "RECS_ALS_FACTORS must be a number"),
+    ("RECS_BLEND", [1, 2], "RECS_BLEND must be a mapping"),
+    ("RECS_RESPECT_DNT", 1, "RECS_RESPECT_DNT must be true or false"),
+    ("RECS_SOURCES", "cooccur", "RECS_SOURCES must be a list"),
+    ("RECS_DATABASE_URI", 5, "RECS_DATABASE_URI must be a string"),
+])
+def test_a_wrong_setting_fails_at_start_up_naming_it(tmp_path: Path, key: str, value: object, says: str) -> None:
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config[key] = value
+    with pytest.raises(ConfigurationError, match=says):
+        Recs(app)
+
+
+def test_settings_from_the_environment_are_read_as_json(tmp_path: Path) -> None:
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config.update(RECS_ALS_FACTORS="32", RECS_BLEND='{"als": 1.0}', RECS_RESPECT_DNT="false")
+    Recs(app)
+    assert app.config["RECS_ALS_FACTORS"] == 32 and app.config["RECS_BLEND"] == {"als": 1.0}
+    assert app.config["RECS_RESPECT_DNT"] is False

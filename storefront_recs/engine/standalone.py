@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..config import apply_defaults
+from ..config import apply_defaults, validate
 from ..db import is_up_to_date, make_engine
 from ..errors import NotMigratedError
 from .bundle import BundleStore
@@ -21,6 +21,7 @@ def train_from_url(database_url: str, model_dir: str, settings: Mapping[str, Any
     serve ``model_dir`` pick the new bundle up within a second."""
     config: dict[str, Any] = dict(settings or {})
     apply_defaults(config)
+    validate(config)
     engine = make_engine(database_url, config["RECS_ENGINE_OPTIONS"])
     try:
         if not is_up_to_date(engine):

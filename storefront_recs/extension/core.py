@@ -17,7 +17,7 @@ from flask import Flask, current_app, has_app_context, has_request_context
 
 from ..assembly import EXTENSION_KEY, RecsState
 from ..catalog import Catalog
-from ..config import apply_defaults
+from ..config import apply_defaults, validate
 from ..errors import ConfigurationError, ValidationError
 from ..tracking.identity import Visitor, resolve_visitor, tracking_refused
 from ..tracking.ingest import store_events, validate_events
@@ -42,6 +42,7 @@ class RecsCore:
                 "storefront-recs is already initialised on this app; call init_app once per app"
             )
         apply_defaults(app.config)
+        validate(app.config)
         if app.config["RECS_DATABASE_URI"] is None and self.db is None:
             path = os.path.join(app.instance_path, "storefront_recs.sqlite3")
             app.config["RECS_DATABASE_URI"] = f"sqlite:///{path}"
