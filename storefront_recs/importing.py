@@ -49,9 +49,13 @@ def counting_lines(handle: Iterable[str], on_progress: Callable[[int], None], ev
         on_progress(consumed)
 
 
+def is_jsonl(path: str) -> bool:
+    return path.lower().endswith((".jsonl", ".ndjson", ".json"))
+
+
 def iter_records(handle: Iterable[str], path: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     """Yield ``(line_number, record, error)`` from a CSV (with header) or JSONL file."""
-    if path.lower().endswith((".jsonl", ".ndjson", ".json")):
+    if is_jsonl(path):
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -78,7 +82,7 @@ def iter_records(handle: Iterable[str], path: str) -> Iterator[tuple[int, dict[s
 
 def require_columns(path: str, handle: TextIO, required: tuple[str, ...]) -> None:
     """Fail early, before reading rows, when a CSV header lacks a required column."""
-    if path.lower().endswith((".jsonl", ".ndjson", ".json")):
+    if is_jsonl(path):
         return
     position = handle.tell()
     header = next(csv.reader(handle), None)

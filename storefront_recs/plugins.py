@@ -93,6 +93,8 @@ class Importer(Protocol):
     name: ClassVar[str]
     kind: ClassVar[str]  # "catalog" or "events"
 
+    def __init__(self, options: Mapping[str, Any]) -> None: ...
+
     def read(self, location: str) -> Iterable[Mapping[str, Any]]:
         """Records in the shape of the CSV/JSONL imports (catalogue fields, or event rows)."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..importing import ImportReport, counting_lines, iter_records, require_columns
@@ -37,29 +37,38 @@ def import_catalog(
     on_progress: Callable[[int], None] = lambda _: None,
 ) -> ImportReport:
     """Stream the file into the catalogue in batches; bad lines are reported, good ones kept."""
-    report = ImportReport()
     with open(path, encoding="utf-8-sig", newline="") as handle:
         require_columns(path, handle, ("id",))
-        batch: list[dict[str, Any]] = []
-        lines: list[int] = []
+        return import_catalog_records(catalog, iter_records(counting_lines(handle, on_progress), path), batch_size)
 
-        def flush() -> None:
-            result = catalog.upsert(batch, strict=False)
-            report.stored += result.inserted + result.updated
-            for rejected in result.rejected:
-                report.bad(lines[rejected["index"]], rejected["reason"])
-            batch.clear()
-            lines.clear()
 
-        for number, record, error in iter_records(counting_lines(handle, on_progress), path):
-            report.read += 1
-            if error is not None or record is None:
-                report.bad(number, error or "unreadable")
-                continue
-            batch.append(record_to_item(record))
-            lines.append(number)
-            if len(batch) >= batch_size:
-                flush()
-        if batch:
+def import_catalog_records(
+    catalog: Catalog,
+    records: Iterable[tuple[int, dict[str, Any] | None, str | None]],
+    batch_size: int = 1000,
+) -> ImportReport:
+    """Upsert ``(number, record, error)`` triples in batches (a file's lines or a feed's items)."""
+    report = ImportReport()
+    batch: list[dict[str, Any]] = []
+    lines: list[int] = []
+
+    def flush() -> None:
+        result = catalog.upsert(batch, strict=False)
+        report.stored += result.inserted + result.updated
+        for rejected in result.rejected:
+            report.bad(lines[rejected["index"]], rejected["reason"])
+        batch.clear()
+        lines.clear()
+
+    for number, record, error in records:
+        report.read += 1
+        if error is not None or record is None:
+            report.bad(number, error or "unreadable")
+            continue
+        batch.append(record_to_item(record))
+        lines.append(number)
+        if len(batch) >= batch_size:
             flush()
+    if batch:
+        flush()
     return report

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Connection, Engine
 
 from ..db import larger_sqlite_cache
-from ..importing import ImportReport, counting_lines, require_columns
+from ..importing import ImportReport, counting_lines, is_jsonl, iter_records, require_columns
 from ..models import ITEM_ID_LENGTH
 from ..privacy.suppression import Suppressions
 from .import_indexes import IndexMode, indexes_deferred, should_defer
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "type", "timestamp")
 OPTIONAL_COLUMNS = ("quantity", "value", "event_id")
+COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 EVENT_ID_RE = re.compile(EVENT_ID_PATTERN)
 TYPES = frozenset(EVENT_TYPES)
 
@@ -296,37 +297,90 @@ def import_events(
     suppressions: Suppressions | None = None,
     indexes: IndexMode = "auto",
 ) -> EventImportReport:
-    """Import a CSV file of events; rows of suppressed (erased) users are skipped and counted.
+    """Import a CSV (or JSONL) file of events; rows of suppressed (erased) users are skipped and counted.
 
     ``suppressions``: the app's suppression list, read once at the start (None: nothing is suppressed).
     ``indexes``: build the events table's lookup indexes once at the end instead of row by row
     ("defer"), never ("keep"), or for a backfill only ("auto"; see ``import_indexes``).
     """
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        require_columns(path, handle, REQUIRED_COLUMNS)
+        lines = counting_lines(handle, on_progress)
+        if is_jsonl(path):
+            header: Sequence[str] = COLUMNS
+            rows: Iterable[tuple[int, list[str], str | None]] = record_rows(iter_records(lines, path))
+        else:
+            reader = csv.reader(lines)
+            header = tuple(next(reader))
+            rows = ((reader.line_num, cells, None) for cells in reader)
+        return import_event_rows(engine, header, rows, user_key, max_future, batch_size, suppressions,
+                                 should_defer(engine, path, indexes))
+
+
+def import_event_records(
+    engine: Engine,
+    records: Iterable[Mapping[str, Any]],
+    user_key: Callable[[str], str],
+    max_future: timedelta,
+    batch_size: int = 50_000,
+    suppressions: Suppressions | None = None,
+) -> EventImportReport:
+    """Import event records (dicts with the CSV's columns), e.g. from an importer plugin."""
+    numbered = ((number, dict(record), None) for number, record in enumerate(records, start=1))
+    return import_event_rows(engine, COLUMNS, record_rows(numbered), user_key, max_future, batch_size,
+                             suppressions, defer=False)
+
+
+def record_rows(records: Iterable[tuple[int, dict[str, Any] | None, str | None]]
+                ) -> Iterator[tuple[int, list[str], str | None]]:
+    """JSON records as CSV cells in ``COLUMNS`` order (numbers as text, absent as empty)."""
+    for number, record, error in records:
+        if record is None:
+            yield number, [], error or "unreadable"
+            continue
+        surplus = sorted(set(record) - set(COLUMNS))
+        if surplus:
+            yield number, [], f"unknown field(s) {', '.join(surplus)}"
+            continue
+        yield number, ["" if record.get(c) is None else str(record[c]) for c in COLUMNS], None
+
+
+def import_event_rows(
+    engine: Engine,
+    header: Sequence[str],
+    rows: Iterable[tuple[int, list[str], str | None]],
+    user_key: Callable[[str], str],
+    max_future: timedelta,
+    batch_size: int,
+    suppressions: Suppressions | None,
+    defer: bool,
+) -> EventImportReport:
+    """The import itself: ``rows`` are ``(line number, cells in header order, error)``."""
     report = EventImportReport()
     suppressed: Callable[[str], bool] = lambda _: False  # noqa: E731
     if suppressions is not None:
         with engine.connect() as conn:
             suppressed = suppressions.user_checker(conn)
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        require_columns(path, handle, REQUIRED_COLUMNS)
-        reader = csv.reader(counting_lines(handle, on_progress))
-        parser = EventRowParser(next(reader), user_key, max_future, suppressed)
-        batch: list[EventRow] = []
-        with indexes_deferred(engine, should_defer(engine, path, indexes)), BatchWriter(engine, report) as writer:
-            for cells in reader:
-                if not cells:
-                    continue  # a blank line
-                report.read += 1
-                try:
-                    batch.append(parser.parse(cells))
-                except SuppressedRow:
-                    report.suppressed += 1
-                    continue
-                except RowError as exc:
-                    report.bad(reader.line_num, str(exc))
-                    continue
-                if len(batch) >= batch_size:
-                    writer.submit(batch)
-                    batch = []
-            writer.submit(batch)
+    parser = EventRowParser(header, user_key, max_future, suppressed)
+    batch: list[EventRow] = []
+    with indexes_deferred(engine, defer), BatchWriter(engine, report) as writer:
+        for number, cells, error in rows:
+            if not cells and error is None:
+                continue  # a blank line
+            report.read += 1
+            if error is not None:
+                report.bad(number, error)
+                continue
+            try:
+                batch.append(parser.parse(cells))
+            except SuppressedRow:
+                report.suppressed += 1
+                continue
+            except RowError as exc:
+                report.bad(number, str(exc))
+                continue
+            if len(batch) >= batch_size:
+                writer.submit(batch)
+                batch = []
+        writer.submit(batch)
     return report
