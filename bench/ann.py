@@ -42,7 +42,7 @@ from storefront_recs.engine.ann import (  # noqa: E402
     load_annoy,
     row_norms,
 )
-from storefront_recs.engine.models import ALSParams, fit_als  # noqa: E402
+from storefront_recs.engine.fitting import ALSParams, fit_als  # noqa: E402
 
 TOP = 10
 RECALL_TARGETS = (0.90, 0.95, 0.99)

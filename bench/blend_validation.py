@@ -31,7 +31,7 @@ from storefront_recs.engine import blend_tuning as bt  # noqa: E402
 from storefront_recs.engine import ease as ease_model  # noqa: E402
 from storefront_recs.engine.data import MatrixConfig, holdout_split, load_interactions  # noqa: E402
 from storefront_recs.engine.evaluate import holdout_users  # noqa: E402
-from storefront_recs.engine.models import ALSParams, fit_als, fit_itemitem, fit_popularity  # noqa: E402
+from storefront_recs.engine.fitting import ALSParams, fit_als, fit_itemitem, fit_popularity  # noqa: E402
 
 DEFAULTS = {k: s.default for k, s in SETTINGS.items()}
 

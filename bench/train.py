@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from storefront_recs import Recs  # noqa: E402
 from storefront_recs import db as dbmod  # noqa: E402
 from storefront_recs.engine.data import MatrixConfig, load_interactions  # noqa: E402
-from storefront_recs.engine.models import ALSParams, als_model, fit_als  # noqa: E402
+from storefront_recs.engine.fitting import ALSParams, als_model, fit_als  # noqa: E402
 from storefront_recs.engine.train import STAGES  # noqa: E402  (blend and ease included)
 
 _spec = importlib.util.spec_from_file_location("recs_bench_data", HERE / "_data.py")

@@ -79,7 +79,7 @@ class Trainer(Protocol):
 
     def fit(self, user_items: sparse.csr_matrix, params: Any, *, warm_start: FactorModel | None = None,
             iterations: int | None = None) -> FactorModel:
-        """Fit on ``user_items`` with ``params`` (``engine.models.ALSParams``: factors,
+        """Fit on ``user_items`` with ``params`` (``engine.fitting.ALSParams``: factors,
         regularization, alpha, iterations, seed); ``warm_start`` continues from its factors."""
 
     def describe(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from storefront_recs.engine.blend_tuning import (
     validation_users,
 )
 from storefront_recs.engine.evaluate import TopLists, evaluate_scorer, factor_scorer
-from storefront_recs.engine.models import ALSParams, fit_als, top_k_per_row, visitor_popularity
+from storefront_recs.engine.fitting import ALSParams, fit_als, top_k_per_row, visitor_popularity
 from storefront_recs.serving.recommendation import Recommendation
 from storefront_recs.serving.rules import Filters
 from storefront_recs.tracking.identity import Visitor

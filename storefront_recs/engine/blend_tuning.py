@@ -27,7 +27,7 @@ from scipy import sparse
 
 from . import ease as ease_model
 from .evaluate import top_k_shared
-from .models import fit_itemitem, top_k_per_row, visitor_popularity
+from .fitting import fit_itemitem, top_k_per_row, visitor_popularity
 
 DEPTH = 50  # serving cuts each source to max(4 n, 50) candidates
 SEED_ITEMS = 5  # the same as serving's seeds of item-item neighbours

@@ -40,7 +40,7 @@ from threadpoolctl import threadpool_limits
 
 from . import ease as ease_model
 from .ann import NormOrderedIndex, annoy_query, build_annoy, exact_query, load_annoy, row_norms
-from .models import ContentModel, Popularity
+from .fitting import ContentModel, Popularity
 from .plugin_sources import load_sources
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import numpy as np
 from scipy import sparse
 from scipy.linalg import lapack
 
-from .models import top_k_per_row
+from .fitting import top_k_per_row
 
 
 def active_items(user_items: sparse.csr_matrix) -> np.ndarray:

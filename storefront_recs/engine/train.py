@@ -48,7 +48,7 @@ from .evaluate import (
     holdout_users,
     popularity_scorer,
 )
-from .models import (
+from .fitting import (
     ALSParams,
     fit_bought_together,
     fit_content,
