@@ -89,6 +89,9 @@ SETTINGS: dict[str, Setting] = {
         DEFAULT_EVENT_WEIGHTS, "Interaction weight per event type (0 = not an interaction)."
     ),
     "RECS_TRAIN_INTERVAL": Setting(3600, "Seconds between scheduled training runs (0 = never)."),
+    "RECS_RETRY_AFTER_SECONDS": Setting(
+        30, "Retry-After (seconds) of the 503 answers given while the database is unavailable."
+    ),
     "RECS_MAX_MODEL_AGE": Setting(
         3 * 24 * 3600, "Health reports 'stale' when the serving model is older than this (seconds)."
     ),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..db import utcnow
+from ..outages import keep_last_good
 from ..tracking.identity import Visitor
 from .assignment import assign
 from .registry import registry
@@ -43,10 +44,13 @@ def variant_for(state: RecsState, kind: str, visitor: Visitor | Callable[[], Vis
         visitor = visitor()
     if not visitor.known:
         return None
-    with state.checked_engine().begin() as conn:
-        for experiment in running:
-            name = assign(conn, experiment, visitor)
-            found = experiment.variant(name) if name else None
-            if found is not None:
-                return ServedVariant(experiment.key, found.name, dict(found.overrides))
+    try:
+        with state.checked_engine().begin() as conn:
+            for experiment in running:
+                name = assign(conn, experiment, visitor)
+                found = experiment.variant(name) if name else None
+                if found is not None:
+                    return ServedVariant(experiment.key, found.name, dict(found.overrides))
+    except Exception as exc:  # a database outage: the default answer, outside the experiment
+        keep_last_good("experiment assignment", exc, have_copy=True)
     return None

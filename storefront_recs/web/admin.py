@@ -29,6 +29,7 @@ from ..experiments.explain import explain
 from ..serving.api import recommender
 from ..serving.recommendation import WIDGET_KINDS
 from ..tracking.identity import Visitor
+from .errors import register_admin_error_handlers
 
 CSRF_SESSION_KEY = "recs_admin_csrf"
 CSRF_MAX_AGE = 12 * 3600
@@ -167,6 +168,7 @@ def register_admin(bp: Blueprint) -> None:
     admin = Blueprint("admin", __name__, url_prefix="/admin")
     admin.before_request(_guard)
     admin.after_request(_secure)
+    register_admin_error_handlers(admin)
 
     @admin.app_context_processor
     def _csrf() -> dict[str, Any]:
