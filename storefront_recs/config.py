@@ -145,7 +145,8 @@ SETTINGS: dict[str, Setting] = {
         None, "Crontab schedule of training (e.g. '0 3 * * *'); overrides RECS_TRAIN_INTERVAL."
     ),
     "RECS_LEASE_TIMEOUT": Setting(
-        300, "Seconds after which a training lease left by a dead process expires (renewed while alive)."
+        30, "Seconds after its last heartbeat (every third of this) at which a training lease left by a "
+        "dead process expires; its run row is then marked failed."
     ),
     "RECS_EMBEDDED_SCHEDULER": Setting(
         False, "Run the schedule inside the web process (development; one process via a file lock)."

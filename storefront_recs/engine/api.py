@@ -9,6 +9,7 @@ from flask import Flask
 from ..core import RecsCore
 from .bundle import BundleStore, ModelBundle
 from .report import TrainReport
+from .run_safety import fail_dead_runs
 from .train import Progress, TrainSettings, run_pipeline
 from .train import train as run_training
 
@@ -70,6 +71,8 @@ class TrainingAPI(RecsCore):
 
         from ..models import ModelRun
 
+        with self._context() as state:
+            fail_dead_runs(state.checked_engine())  # a run whose process died shows as failed
         with self._context() as state, state.checked_engine().connect() as conn:
             rows = conn.execute(select(*ModelRun.__table__.c).order_by(ModelRun.id.desc()).limit(limit)).mappings().all()
             return [dict(row) for row in rows]

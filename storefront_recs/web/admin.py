@@ -23,6 +23,7 @@ from flask import (
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from ..db import utcnow
+from ..engine.run_safety import fail_dead_runs
 from ..errors import ConfigurationError
 from ..experiments import charts, insights
 from ..experiments.explain import explain
@@ -113,6 +114,7 @@ def _dashboard_context(days: int) -> dict[str, Any]:
     until = utcnow()
     since = until - timedelta(days=days)
     window = float(config["RECS_ATTRIBUTION_WINDOW"])
+    fail_dead_runs(state.checked_engine())  # a run whose process died is listed as failed
     with state.checked_engine().connect() as conn:
         runs = insights.model_runs(conn)
         labels, series = insights.traffic(conn, since, until)

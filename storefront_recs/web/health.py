@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select, text
 
 from ..db import utcnow
 from ..engine.bundle import BundleStore
+from ..engine.run_safety import fail_dead_runs
 from ..models import ModelRun
 from ..outages import database_unavailable
 
@@ -65,6 +66,7 @@ def scheduler_check(engine: Engine, database_up: bool, scheduler: Any) -> Check:
     if not database_up:
         check.update(status="unknown", last_run=None)
         return check
+    fail_dead_runs(engine)  # a run whose process died (no heartbeat) is reported as failed
     with engine.connect() as conn:
         row = conn.execute(select(ModelRun.status, ModelRun.trigger, ModelRun.started_at, ModelRun.finished_at,
                                   ModelRun.message).order_by(ModelRun.id.desc()).limit(1)).first()
