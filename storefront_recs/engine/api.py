@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
 from ..core import RecsCore
+from ..db import utcnow
+from ..privacy.api import erase_late_erasures
 from .bundle import BundleStore, ModelBundle
 from .report import TrainReport
 from .run_safety import fail_dead_runs
@@ -45,10 +48,15 @@ class TrainingAPI(RecsCore):
         ``skipped`` (another run held the training lease; nothing recorded).
         """
         with self._context() as state:
-            return run_training(
+            started = utcnow()
+            report = run_training(
                 state.checked_engine(), bundle_store(state), TrainSettings.from_config(state.config),
                 trigger=trigger, progress=progress,
             )
+            if report.published and report.version:
+                # people erased while it trained may be in it (serving masks them): out of its files too
+                erase_late_erasures(state, report.version, started - timedelta(seconds=1))
+            return report
 
     def evaluate(self, *, progress: Progress | None = None) -> TrainReport:
         """Fit on a time split and report metrics vs popularity, without publishing anything."""
