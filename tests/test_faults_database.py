@@ -146,3 +146,12 @@ def test_health_is_degraded_when_the_live_bundles_files_are_deleted(sqlite_uri: 
     body = client.get("/recs/health").json
     assert body["status"] == "degraded" and body["checks"]["model"]["status"] == "degraded", body
     assert "gone from disk" in body["checks"]["model"]["reason"]
+
+
+def test_health_says_down_rather_than_500_before_the_tables_are_migrated(sqlite_uri: str, tmp_path: Path) -> None:
+    from minimal_app import create_app
+
+    app = create_app({"TESTING": True, "RECS_DATABASE_URI": sqlite_uri, "RECS_MODEL_DIR": str(tmp_path / "m")})
+    response = app.test_client().get("/recs/health")
+    assert response.status_code == 503 and response.json["status"] == "down"
+    assert "flask recs db upgrade" in response.json["checks"]["database"]["error"]

@@ -21,20 +21,26 @@ from sqlalchemy import Engine, select, text
 from ..db import utcnow
 from ..engine.bundle import BundleStore
 from ..engine.run_safety import fail_dead_runs
+from ..errors import NotMigratedError
 from ..models import ModelRun
 from ..outages import database_unavailable
 
 Check = dict[str, Any]
 
 
-def database_check(engine: Engine) -> Check:
-    """``ok`` when a ``SELECT 1`` answers. A connection the server dropped (it restarted) is
-    discarded by the pool on first use, so one more try tells a live server from a dead one."""
+def database_check(state: Any) -> Check:
+    """``ok`` when a ``SELECT 1`` answers and the recs tables are migrated. A connection the
+    server dropped (it restarted) is discarded by the pool on first use, so one more try tells a
+    live server from a dead one."""
+    engine = state.engine
     for attempt in (1, 2):
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
+            state.checked_engine()  # checked once per worker
             return {"status": "ok"}
+        except NotMigratedError as exc:
+            return {"status": "down", "error": str(exc)}
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
@@ -87,7 +93,7 @@ def _iso(value: Any) -> str | None:
 def health_report(state: Any, store: BundleStore) -> tuple[dict[str, Any], int]:
     """The health document and its HTTP status."""
     engine = state.engine
-    checks: dict[str, Check] = {"database": database_check(engine)}
+    checks: dict[str, Check] = {"database": database_check(state)}
     database_up = checks["database"]["status"] == "ok"
     checks["model"] = model_check(store, float(state.config["RECS_MAX_MODEL_AGE"]))
     checks["scheduler"] = scheduler_check(engine, database_up, getattr(state, "scheduler", None))
