@@ -111,6 +111,9 @@ SETTINGS: dict[str, Setting] = {
         DEFAULT_EVENT_WEIGHTS, "Interaction weight per event type (0 = not an interaction)."
     ),
     "RECS_TRAIN_INTERVAL": Setting(3600, "Seconds between scheduled training runs (0 = never)."),
+    "RECS_RETRY_AFTER_SECONDS": Setting(
+        30, "Retry-After (seconds) of the 503 answers given while the database is unavailable."
+    ),
     "RECS_MAX_MODEL_AGE": Setting(
         3 * 24 * 3600, "Health reports 'stale' when the serving model is older than this (seconds)."
     ),
@@ -164,7 +167,8 @@ SETTINGS: dict[str, Setting] = {
         None, "Crontab schedule of training (e.g. '0 3 * * *'); overrides RECS_TRAIN_INTERVAL.", types=(str,),
     ),
     "RECS_LEASE_TIMEOUT": Setting(
-        300, "Seconds after which a training lease left by a dead process expires (renewed while alive)."
+        30, "Seconds after its last heartbeat (every third of this) at which a training lease left by a "
+        "dead process expires; its run row is then marked failed."
     ),
     "RECS_EMBEDDED_SCHEDULER": Setting(
         False, "Run the schedule inside the web process (development; one process via a file lock)."

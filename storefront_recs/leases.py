@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, delete, insert, or_, update
+from sqlalchemy import Engine, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .db import utcnow
@@ -95,17 +96,63 @@ class LeaseKeeper:
         if self._thread.is_alive():
             self._thread.join()
 
+    def confirm(self) -> bool:
+        """Renew now and say whether this holder still holds the lease (False also when the
+        database cannot tell): call it right before doing what only the holder may do."""
+        try:
+            held = renew(self.engine, self.name, self.holder, self.ttl)
+        except Exception:
+            held = False
+        if not held:
+            self.lost = True
+        return not self.lost
+
+
+def expires_at(engine: Engine, name: str) -> datetime | None:
+    """When the lease runs out unless renewed (None: nobody holds it)."""
+    with engine.connect() as conn:
+        return conn.execute(select(Lease.expires_at).where(Lease.name == name)).scalar()
+
+
+def acquire_after_dead_holder(engine: Engine, name: str, holder: str, ttl: float) -> bool:
+    """Take a busy lease once its holder is seen dead: True when taken. A live holder renews
+    every ``ttl / 3`` seconds, so a lease whose expiry moves is left to it (False); one that
+    stays put is waited out (at most about ``ttl``) and taken."""
+    seen = expires_at(engine, name)
+    deadline = time.monotonic() + ttl + 1.0
+    while time.monotonic() < deadline:
+        if acquire(engine, name, holder, ttl):
+            return True
+        time.sleep(max(ttl / 12, 0.05))
+        now = expires_at(engine, name)
+        if now is not None and seen is not None and now != seen:
+            return False  # renewed (or taken by another live process)
+        seen = seen or now
+    return False
+
 
 @contextmanager
-def held(engine: Engine, name: str, ttl: float, holder: str | None = None) -> Iterator[str | None]:
-    """``with held(engine, "training", 300) as holder:`` -- holder is None when it is busy."""
+def held_lease(engine: Engine, name: str, ttl: float, *, wait_for_dead_holder: bool = False,
+               holder: str | None = None) -> Iterator[LeaseKeeper | None]:
+    """``with held_lease(engine, "training", 30) as keeper:`` -- None when it is busy. The lease
+    is renewed every ``ttl / 3`` seconds; ``keeper.confirm()`` tells whether it is still held.
+    ``wait_for_dead_holder``: when busy, wait out a holder that missed its heartbeat."""
     holder = holder or new_holder()
-    if not acquire(engine, name, holder, ttl):
+    taken = acquire(engine, name, holder, ttl) or (
+        wait_for_dead_holder and acquire_after_dead_holder(engine, name, holder, ttl))
+    if not taken:
         yield None
         return
     keeper = LeaseKeeper(engine, name, holder, ttl).start()
     try:
-        yield holder
+        yield keeper
     finally:
         keeper.stop()
         release(engine, name, holder)
+
+
+@contextmanager
+def held(engine: Engine, name: str, ttl: float, holder: str | None = None) -> Iterator[str | None]:
+    """``with held(engine, "training", 300) as holder:`` -- holder is None when it is busy."""
+    with held_lease(engine, name, ttl, holder=holder) as keeper:
+        yield None if keeper is None else keeper.holder

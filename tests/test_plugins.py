@@ -144,3 +144,14 @@ def test_import_events_reads_jsonl_files(app: Flask, tmp_path: Path) -> None:
 def test_import_of_a_missing_file_says_so(sqlite_app: Flask) -> None:
     result = sqlite_app.test_cli_runner().invoke(args=["recs", "import-catalog", "/no/such/file.csv"])
     assert result.exit_code != 0 and "no file '/no/such/file.csv'" in result.output
+
+
+def test_health_reports_plugins_and_an_enabled_one_that_failed(installed: Path, sqlite_app: Flask) -> None:
+    body = sqlite_app.test_client().get("/recs/health").get_json()
+    plugins = body["checks"]["plugins"]
+    assert plugins["status"] == "ok" and "importers:itemfeed" in plugins["loaded"]
+    assert "ModuleNotFoundError" in plugins["failed"]["sources:gone"]  # installed, broken, not enabled
+    sqlite_app.config["RECS_SOURCES"] = ["gone"]
+    body = sqlite_app.test_client().get("/recs/health").get_json()
+    assert body["checks"]["plugins"]["status"] == "degraded" and body["status"] == "degraded"
+    assert "sources:gone" in body["checks"]["plugins"]["reason"]

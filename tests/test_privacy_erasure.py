@@ -229,7 +229,8 @@ def test_cli_forget_user_prints_the_receipt_as_json(app: Flask, recs: Recs) -> N
     assert result.exit_code == 0, result.output
     receipt = json.loads(result.output)
     assert receipt["deleted"]["events"] == 1 and receipt["suppressed"] is False
-    assert set(receipt) == {"user", "deleted", "suppressed", "erased_at"}
+    assert set(receipt) == {"user", "deleted", "suppressed", "erased_at", "model_bundles"}
+    assert receipt["model_bundles"] == {"checked": 0, "rewritten": [], "failed": []}  # no model trained yet
 
 
 def test_forget_anonymous_erases_one_browsers_history_only(app: Flask, recs: Recs) -> None:

@@ -11,6 +11,7 @@ from flask import current_app, has_app_context
 
 from ..engine.bundle import BundleStore, ModelBundle
 from ..experiments.registry import ExperimentRegistry
+from ..outages import keep_last_good
 from ..privacy.erasure import ErasureMask, add_erasure_listener
 from ..serving.catalog_cache import CatalogCache
 from ..serving.popularity import PopularityIndex
@@ -65,12 +66,17 @@ def erased_user_check(state: RecsState, bundle: Callable[[], ModelBundle | None]
 
     def is_erased(user_key: str) -> bool:
         current = bundle()
-        if current is not None and current.version != trained["version"]:
-            # Users erased before this model's data was read are not in it.
-            took = float(current.manifest.get("timings", {}).get("total", 0)) + 60
-            mask.refresh(engine, since=current.created_at - timedelta(seconds=took))
-            trained["version"] = current.version
-        mask.maybe_refresh(engine)
+        try:
+            if current is not None and current.version != trained["version"]:
+                # Users erased before this model's data was read are not in it.
+                took = float(current.manifest.get("timings", {}).get("total", 0)) + 60
+                mask.refresh(engine, since=current.created_at - timedelta(seconds=took))
+                trained["version"] = current.version
+            mask.maybe_refresh(engine)
+        except Exception as exc:
+            # An outage: nobody can be erased meanwhile (erasing needs the database), so the
+            # mask read before it is still whole; without one, fail (serving answers 503).
+            keep_last_good("the erasure mask", exc, have_copy=trained["version"] is not None)
         return user_key in mask
 
     return is_erased

@@ -229,6 +229,7 @@ class ModelBundle:
             "item-item": self.itemitem.similarity.shape == (n_items, n_items),
             "bought together": self.bought_together_matrix.shape == (n_items, n_items),
             "ease": self.ease.shape == (n_items, n_items),
+            "ease users": self.ease_user_items is None or self.ease_user_items.shape[0] == n_users,
             "content vectors": self.content.vectors.shape[0] == len(self.content.item_ids),
             "popularity": self.popularity.shape == (n_items,) and self.trending.shape == (n_items,),
             "hourly popularity": self.popularity_by_hour.shape == (24, n_items),
@@ -354,7 +355,7 @@ class BundleStore:
         self.check_interval = check_interval
         self._bundle: ModelBundle | None = None
         self._checked_at = -1e9
-        self._failed: str | None = None
+        self._failed: tuple[str, int | None] | None = None  # a refused version and its manifest's mtime
         self._load_lock = threading.Lock()
 
     # -- reading side ---------------------------------------------------------------------------
@@ -387,9 +388,13 @@ class BundleStore:
 
     def _refresh(self) -> None:
         version = self.pointer()
-        if version is None or version == self._failed:
+        if version is None:
             return
         if self._bundle is not None and self._bundle.version == version:
+            return
+        # a refused bundle is tried again once its manifest changes (an erasure rewrote it)
+        stamp = (version, _mtime(os.path.join(self.model_dir, version, MANIFEST)))
+        if stamp == self._failed:
             return
         try:
             self._bundle = ModelBundle(os.path.join(self.model_dir, version), ann_mode=self.ann_mode,
@@ -397,7 +402,7 @@ class BundleStore:
             self._failed = None
         except Exception as exc:  # keep serving the previous bundle, whatever went wrong
             log.error("storefront-recs: refusing model bundle %s: %s", version, exc)
-            self._failed = version
+            self._failed = stamp
 
     def load(self, version: str) -> ModelBundle:
         """Load and validate one bundle (raises :class:`BundleError`)."""
@@ -474,6 +479,13 @@ class BundleStore:
     def discard(self, staging: str) -> None:
         """Remove a staging directory of a failed run."""
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
 
 
 def _fsync_dir_files(directory: str) -> None:

@@ -57,6 +57,7 @@ from .fitting import (
 )
 from .plugin_sources import fit_sources, save_sources, source_classes, validation_lists
 from .report import TrainReport
+from .run_safety import LeaseLost, clean_up_after_dead_runs
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +189,12 @@ def run_pipeline(
     publish: bool = True,
     trigger: str = "manual",
     progress: Progress | None = None,
+    may_publish: Callable[[], bool] | None = None,
 ) -> TrainReport:
     """Train every model, evaluate, and (with ``publish``) write and maybe publish a bundle.
+
+    ``may_publish`` is asked right before publishing (the training lease's ``confirm``): when it
+    says no, :class:`LeaseLost` is raised and nothing is published.
 
     The stages around ALS mostly run on one core, so the models that do not depend on ALS
     (content, popularity, item-item) are fitted in a side thread beside them: popularity and
@@ -200,11 +205,12 @@ def run_pipeline(
     blas_threads = max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"),
                        default=1)
     with threadpool_limits(1, "blas"):
-        return _pipeline(engine, store, settings, publish, trigger, progress, blas_threads)
+        return _pipeline(engine, store, settings, publish, trigger, progress, blas_threads, may_publish)
 
 
 def _pipeline(engine: Engine, store: BundleStore, settings: TrainSettings, publish: bool, trigger: str,
-              progress: Progress | None, blas_threads: int) -> TrainReport:
+              progress: Progress | None, blas_threads: int,
+              may_publish: Callable[[], bool] | None = None) -> TrainReport:
     clock = _Clock(progress)
     with ThreadPoolExecutor(1, thread_name_prefix="recs-train") as side:
         catalog = side.submit(load_catalog, engine)
@@ -290,6 +296,8 @@ def _pipeline(engine: Engine, store: BundleStore, settings: TrainSettings, publi
             manifest["sources"] = sources
             manifest["trainer"] = trainer.describe()
             if refusal is None:
+                if may_publish is not None and not may_publish():
+                    raise LeaseLost("the run lost the training lease before publishing: not published")
                 store.publish(staging, manifest, activate=True)
                 store.prune(settings.keep_bundles)
     except BaseException:
@@ -363,13 +371,17 @@ def train(
     Returns a ``skipped`` report (and records nothing) when another run holds the lease; a
     failure is recorded as ``failed`` with its error, and the serving bundle stays in place.
     """
-    with leases.held(engine, leases.TRAINING_LEASE, settings.lease_timeout) as holder:
-        if holder is None:
+    # a scheduled run waits out a dead holder's lease (no heartbeat), so a crash costs no run
+    with leases.held_lease(engine, leases.TRAINING_LEASE, settings.lease_timeout,
+                           wait_for_dead_holder=trigger == "schedule") as keeper:
+        if keeper is None:
             return TrainReport(status="skipped", message="another training run holds the lease",
                                serving_version=store.pointer())
+        clean_up_after_dead_runs(engine, store)
         run_id = _start_run(engine, trigger)
         try:
-            report = run_pipeline(engine, store, settings, trigger=trigger, progress=progress)
+            report = run_pipeline(engine, store, settings, trigger=trigger, progress=progress,
+                                  may_publish=keeper.confirm)
         except Exception as exc:
             log.exception("storefront-recs: training run %s failed", run_id)
             report = TrainReport(status="failed", message=f"{type(exc).__name__}: {exc}",

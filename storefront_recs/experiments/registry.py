@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from ..outages import keep_last_good
 from .definitions import Experiment, load_experiments, sync_config
 
 
@@ -28,13 +29,18 @@ class ExperimentRegistry:
         return self._experiments
 
     def reload(self) -> None:
+        """Re-read the experiments. While the database is unavailable the last good list stays
+        (none before the first read: answers then get no variant) and is re-read a few seconds later."""
         with self._lock:
-            if not self._synced:
-                with self.engine.begin() as conn:
-                    sync_config(conn, self.declared)
-                self._synced = True
-            with self.engine.connect() as conn:
-                self._experiments = load_experiments(conn)
+            try:
+                if not self._synced:
+                    with self.engine.begin() as conn:
+                        sync_config(conn, self.declared)
+                    self._synced = True
+                with self.engine.connect() as conn:
+                    self._experiments = load_experiments(conn)
+            except Exception as exc:
+                keep_last_good("the experiment registry", exc, have_copy=True)
             self._loaded_at = time.monotonic()
 
     def get(self, key: str) -> Experiment | None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from ..db import utcnow
+from ..outages import keep_last_good
 from ..tracking.identity import Visitor
 from .assignment import assign
 from .registry import ExperimentRegistry
@@ -41,10 +42,13 @@ def variant_for(registry: ExperimentRegistry, engine: Engine, kind: str,
         visitor = visitor()
     if not visitor.known:
         return None
-    with engine.begin() as conn:
-        for experiment in running:
-            name = assign(conn, experiment, visitor)
-            found = experiment.variant(name) if name else None
-            if found is not None:
-                return ServedVariant(experiment.key, found.name, dict(found.overrides))
+    try:
+        with engine.begin() as conn:
+            for experiment in running:
+                name = assign(conn, experiment, visitor)
+                found = experiment.variant(name) if name else None
+                if found is not None:
+                    return ServedVariant(experiment.key, found.name, dict(found.overrides))
+    except Exception as exc:  # a database outage: the default answer, outside the experiment
+        keep_last_good("experiment assignment", exc, have_copy=True)
     return None

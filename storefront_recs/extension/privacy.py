@@ -24,6 +24,34 @@ def stored_keys(state: RecsState, user_id: Any) -> list[str]:
     return [current] if other == current else [current, other]
 
 
+def bundle_files_eraser(state: RecsState) -> erasure.ModelFilesEraser:
+    """Erases model keys from every bundle in ``RECS_MODEL_DIR`` (the serving one and the
+    ``RECS_KEEP_BUNDLES`` retained ones), for the receipt's ``model_bundles``."""
+    from ..engine.bundle_erasure import erase_from_bundles
+
+    return lambda keys: erase_from_bundles(state.bundle_store, keys)
+
+
+def erase_late_erasures(state: RecsState, version: str, since: datetime) -> list[str]:
+    """Rewrite a just-published bundle without the people erased since its run started (its
+    data may have been read before their erasure); returns the model keys removed."""
+    import json
+    import os
+
+    from ..engine.bundle_erasure import erase_from_bundle
+
+    mask = erasure.ErasureMask(state.secret, since)
+    mask.refresh(state.checked_engine())
+    if not len(mask):
+        return []
+    directory = os.path.join(state.bundle_store.model_dir, version)
+    with open(os.path.join(directory, "user_ids.json")) as handle:
+        keys = [key for key in json.load(handle) if key in mask]
+    if keys:
+        erase_from_bundle(directory, keys)
+    return keys
+
+
 class PrivacyAPI(RecsCore):
     """Privacy methods of ``Recs``."""
 
@@ -37,13 +65,15 @@ class PrivacyAPI(RecsCore):
         with self._context() as state:
             if suppress is None:
                 suppress = bool(state.config["RECS_SUPPRESS_ERASED_USERS"])
-            return erasure.erase(state.checked_engine(), state.secret, stored_keys(state, user_id), suppress=suppress)
+            return erasure.erase(state.checked_engine(), state.secret, stored_keys(state, user_id), suppress=suppress,
+                                 model_files=bundle_files_eraser(state))
 
     def forget_anonymous(self, anonymous_id: str, *, suppress: bool = False) -> erasure.ErasureReceipt:
         """Erase one browser's anonymous history (its anonymous-id cookie value), e.g. when its
         visitor withdraws consent; ``suppress`` stops storing events for that id again."""
         with self._context() as state:
-            return erasure.erase_anonymous(state.checked_engine(), state.secret, anonymous_id, suppress=suppress)
+            return erasure.erase_anonymous(state.checked_engine(), state.secret, anonymous_id, suppress=suppress,
+                                           model_files=bundle_files_eraser(state))
 
     def export_user(self, user_id: Any) -> dict[str, Any]:
         """Everything stored about a user, as JSON-ready data."""

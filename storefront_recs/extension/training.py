@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask
 
+from ..db import utcnow
 from ..engine.bundle import BundleStore, ModelBundle
 from ..engine.report import TrainReport
+from ..engine.run_safety import fail_dead_runs
 from ..engine.train import Progress, TrainSettings, run_pipeline
 from ..engine.train import train as run_training
 from .core import RecsCore
+from .privacy import erase_late_erasures
 
 
 class TrainingAPI(RecsCore):
@@ -32,10 +36,15 @@ class TrainingAPI(RecsCore):
         ``skipped`` (another run held the training lease; nothing recorded).
         """
         with self._context() as state:
-            return run_training(
+            started = utcnow()
+            report = run_training(
                 state.checked_engine(), state.bundle_store, TrainSettings.from_config(state.config),
                 trigger=trigger, progress=progress,
             )
+            if report.published and report.version:
+                # people erased while it trained may be in it (serving masks them): out of its files too
+                erase_late_erasures(state, report.version, started - timedelta(seconds=1))
+            return report
 
     def evaluate(self, *, progress: Progress | None = None) -> TrainReport:
         """Fit on a time split and report metrics vs popularity, without publishing anything."""
@@ -58,6 +67,8 @@ class TrainingAPI(RecsCore):
 
         from ..models import ModelRun
 
+        with self._context() as state:
+            fail_dead_runs(state.checked_engine())  # a run whose process died shows as failed
         with self._context() as state, state.checked_engine().connect() as conn:
             rows = conn.execute(select(*ModelRun.__table__.c).order_by(ModelRun.id.desc()).limit(limit)).mappings().all()
             return [dict(row) for row in rows]

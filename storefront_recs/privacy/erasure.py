@@ -16,7 +16,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 from sqlalchemy import Connection, Engine, Table, insert, select, update
 
@@ -32,15 +32,22 @@ ANON_PREFIX = "anon:"
 
 
 class ErasureReceipt(TypedDict):
-    """What ``forget_user`` returns: JSON-ready, naming the person only by fingerprint."""
+    """What ``forget_user`` returns: JSON-ready, naming the person only by fingerprint.
+
+    ``model_bundles`` (when the caller erases model files too): how many bundles on disk were
+    checked, the versions rewritten without the person, and any that could not be rewritten.
+    """
 
     user: str
     deleted: dict[str, int]
     suppressed: bool
     erased_at: str
+    model_bundles: NotRequired[dict[str, Any]]
 
 
 ErasureListener = Callable[[str, ErasureReceipt], None]
+# Erases the given model keys (user keys, ``anon:<id>``) from the model files on disk.
+ModelFilesEraser = Callable[[list[str]], dict[str, Any]]
 _LISTENERS: list[ErasureListener] = []
 
 
@@ -66,21 +73,27 @@ def erase(
     *,
     suppress: bool,
     now: datetime | None = None,
+    model_files: ModelFilesEraser | None = None,
 ) -> ErasureReceipt:
-    """Erase the person stored under ``user_keys`` (the first is the current form)."""
+    """Erase the person stored under ``user_keys`` (the first is the current form);
+    ``model_files`` also erases them from the model bundles on disk."""
     subject_print = user_fingerprint(secret, user_keys[0])
     receipt, subject = _erase(
         engine, secret, lambda conn: resolve_subject(conn, user_keys, subject_print), suppress, now
     )
     for mask in list(_LIVE_MASKS):
         mask.mark_erased(user_keys[0], receipt, subject.anonymous_ids)
+    if model_files is not None:
+        receipt["model_bundles"] = model_files(
+            [*user_keys, *(ANON_PREFIX + aid for aid in sorted(subject.anonymous_ids))])
     for listener in list(_LISTENERS):
         listener(user_keys[0], receipt)
     return receipt
 
 
 def erase_anonymous(
-    engine: Engine, secret: bytes, anonymous_id: str, *, suppress: bool, now: datetime | None = None
+    engine: Engine, secret: bytes, anonymous_id: str, *, suppress: bool, now: datetime | None = None,
+    model_files: ModelFilesEraser | None = None,
 ) -> ErasureReceipt:
     """Erase one browser's anonymous history (e.g. when its visitor withdraws consent).
 
@@ -90,6 +103,8 @@ def erase_anonymous(
     receipt, _ = _erase(engine, secret, lambda _: subject, suppress, now)
     for mask in list(_LIVE_MASKS):
         mask.mark_erased(ANON_PREFIX + anonymous_id, receipt)
+    if model_files is not None:
+        receipt["model_bundles"] = model_files([ANON_PREFIX + anonymous_id])
     return receipt
 
 

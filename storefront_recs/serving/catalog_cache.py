@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, func, select
 
 from ..models import Item
+from ..outages import keep_last_good
 
 
 @dataclass(frozen=True)
@@ -46,15 +47,19 @@ class CatalogCache:
             return
         try:
             self._checked_at = time.monotonic()
-            with self._engine.connect() as conn:
-                newest = conn.execute(select(func.max(Item.updated_at))).scalar()
-                if newest is None or (self._seen_until is not None and newest <= self._seen_until):
-                    return
-                stmt = select(Item.__table__)
-                if self._seen_until is not None:
-                    # Rows written in the same instant as the last poll may have committed later.
-                    stmt = stmt.where(Item.updated_at >= self._seen_until - timedelta(seconds=5))
-                rows = conn.execute(stmt).mappings().all()
+            try:
+                with self._engine.connect() as conn:
+                    newest = conn.execute(select(func.max(Item.updated_at))).scalar()
+                    if newest is None or (self._seen_until is not None and newest <= self._seen_until):
+                        return
+                    stmt = select(Item.__table__)
+                    if self._seen_until is not None:
+                        # Rows written in the same instant as the last poll may have committed later.
+                        stmt = stmt.where(Item.updated_at >= self._seen_until - timedelta(seconds=5))
+                    rows = conn.execute(stmt).mappings().all()
+            except Exception as exc:  # a database outage: the copy in memory keeps serving
+                keep_last_good("the catalogue cache", exc, have_copy=bool(self.items))
+                return
             items = dict(self.items)
             for row in rows:
                 items[row["id"]] = CachedItem(

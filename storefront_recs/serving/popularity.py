@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 from ..db import utcnow
 from ..engine.bundle import ModelBundle
 from ..models import Event
+from ..outages import keep_last_good
 from .catalog_cache import CatalogCache
 
 HOUR_WEIGHT = 0.5
@@ -110,8 +111,13 @@ class PopularityIndex:
             .order_by(func.count().desc())
             .limit(5000)
         )
-        with self._engine.connect() as conn:
-            ranked = [str(row[0]) for row in conn.execute(stmt)]
+        try:
+            with self._engine.connect() as conn:
+                ranked = [str(row[0]) for row in conn.execute(stmt)]
+        except Exception as exc:  # a database outage: the last list keeps serving
+            keep_last_good("the popularity list", exc, have_copy=cached is not None)
+            assert cached is not None
+            return cached[1]
         self._db_ranked = (time.monotonic(), ranked)
         return ranked
 

@@ -23,6 +23,7 @@ from ..engine.ann import one_blas_thread
 from ..engine.bundle import ModelBundle
 from ..engine.data import ANON_PREFIX
 from ..engine.plugin_sources import profile_lists
+from ..outages import keep_last_good
 from ..tracking.identity import Visitor
 from .answer_keys import frozen, history_key
 from .candidates import LRU, Candidates
@@ -123,6 +124,16 @@ def model_user(bundle: ModelBundle, visitor: Visitor) -> int | None:
     return found
 
 
+def _last_key(visitor: Visitor, n: int, filters: Filters, context: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """The key of a visitor's latest for-you answer: its history is left out (unreadable in an
+    outage), and so are the settings (its A/B variant, which cannot be looked up either)."""
+    try:
+        frozen_context: Any = frozen(context or {})
+    except TypeError:
+        frozen_context = None
+    return (visitor, n, filters, frozen_context)
+
+
 def normalised(scores: np.ndarray) -> np.ndarray:
     top = float(np.max(scores)) if len(scores) else 0.0
     return scores / top if top > 0 else np.zeros_like(scores)
@@ -164,6 +175,8 @@ class Recommender:
         # Whole answers, keyed by everything they are computed from (see ``answer_keys``).
         self._for_you_answers: LRU[tuple[Any, ...], Answer] = LRU(ANSWER_CACHE_SIZE)
         self._similar_answers: LRU[tuple[Any, ...], Answer] = LRU(ANSWER_CACHE_SIZE)
+        # Each visitor's latest for-you answer, served while the database is unavailable.
+        self._last_for_you: LRU[tuple[Any, ...], Answer] = LRU(ANSWER_CACHE_SIZE)
         self._cache_key: tuple[str, int] | None = None
         self._token_signatures: dict[tuple[str, str], str] = {}
         self._popular_order: tuple[str, np.ndarray] | None = None
@@ -263,7 +276,13 @@ class Recommender:
         if settings.holdout:
             return self._holdout("for-you", n, filters, bundle, settings, context)
         masked = visitor.user_key is not None and self.is_erased(visitor.user_key)
-        history = VisitorHistory() if masked else load_history(self.engine, visitor)
+        try:
+            history = VisitorHistory() if masked else load_history(self.engine, visitor)
+        except Exception as exc:  # a database outage: this visitor's last answer, if kept
+            last = self._last_for_you.get(_last_key(visitor, n, filters, context))
+            keep_last_good("for-you", exc, have_copy=last is not None)
+            assert last is not None
+            return last.copy()
         key = self._for_you_key(bundle, visitor, masked, history, n, filters, context, settings)
         cached = self._for_you_answers.get(key) if key is not None else None
         if cached is not None:
@@ -284,6 +303,7 @@ class Recommender:
                               context=context, rules=settings.rules)
         if key is not None:
             self._for_you_answers.put(key, answer.copy())
+            self._last_for_you.put(_last_key(visitor, n, filters, context), answer.copy())
         return answer
 
     def _for_you_key(self, bundle: ModelBundle | None, visitor: Visitor, masked: bool, history: VisitorHistory,

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Select, and_, bindparam, or_, select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ..models import Event
@@ -81,7 +82,11 @@ class RawQuery:
         compiled, processors = self._compile(engine.dialect)
         values = compiled.construct_params(params)
         args = tuple(values[name] for name in compiled.positiontup or ()) if compiled.positional else values
-        connection = engine.raw_connection()
+        dbapi_error = engine.dialect.loaded_dbapi.Error
+        try:
+            connection = engine.raw_connection()
+        except dbapi_error as exc:  # raised as engine.connect() would: a SQLAlchemy DBAPIError
+            raise DBAPIError.instance(compiled.string, args, exc, dbapi_error) from exc
         try:
             cursor = connection.cursor()
             try:
@@ -89,6 +94,11 @@ class RawQuery:
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
+        except dbapi_error as exc:
+            lost = engine.dialect.is_disconnect(exc, connection.dbapi_connection, None)
+            if lost:  # the server went away: this connection must not go back to the pool
+                connection.invalidate(exc)
+            raise DBAPIError.instance(compiled.string, args, exc, dbapi_error, connection_invalidated=lost) from exc
         finally:
             connection.close()  # back to the pool, rolled back like any pooled connection
         if any(processors):

@@ -24,11 +24,13 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 
 from ..assembly import current_state
 from ..db import utcnow
+from ..engine.run_safety import fail_dead_runs
 from ..errors import ConfigurationError
 from ..experiments import charts, insights
 from ..experiments.explain import explain
 from ..serving.recommendation import WIDGET_KINDS
 from ..tracking.identity import Visitor
+from .errors import register_admin_error_handlers
 
 CSRF_SESSION_KEY = "recs_admin_csrf"
 CSRF_MAX_AGE = 12 * 3600
@@ -110,6 +112,7 @@ def _dashboard_context(days: int) -> dict[str, Any]:
     until = utcnow()
     since = until - timedelta(days=days)
     window = float(config["RECS_ATTRIBUTION_WINDOW"])
+    fail_dead_runs(state.checked_engine())  # a run whose process died is listed as failed
     with state.checked_engine().connect() as conn:
         runs = insights.model_runs(conn)
         labels, series = insights.traffic(conn, since, until)
@@ -165,6 +168,7 @@ def register_admin(bp: Blueprint) -> None:
     admin = Blueprint("admin", __name__, url_prefix="/admin")
     admin.before_request(_guard)
     admin.after_request(_secure)
+    register_admin_error_handlers(admin)
 
     @admin.app_context_processor
     def _csrf() -> dict[str, Any]:

@@ -7,9 +7,10 @@ from flask import Blueprint, redirect, render_template, request
 from werkzeug.wrappers import Response
 
 from ..assembly import current_state
-from ..email.clicks import destination, record_click
+from ..email.clicks import Destination, destination, record_click
 from ..email.links import forwarded_utm, public_base, with_query
 from ..email.tokens import ClickTokens, TokenError
+from ..outages import keep_last_good
 from ..tracking.identity import tracking_refused
 
 ERROR_TEMPLATE = "storefront_recs/email/link_error.html"
@@ -33,12 +34,20 @@ def email_click(token: str) -> Response:
         status = 410 if exc.reason == "expired" else 400
         page = render_template(ERROR_TEMPLATE, reason=exc.reason, home=home)
         return _no_store(Response(page, status=status, mimetype="text/html"))
-    target = destination(state.recommender, click, public_url, home,
-                         bool(config["RECS_EMAIL_SUBSTITUTE_OUT_OF_STOCK"]))
+    try:
+        target = destination(state.recommender, click, public_url, home,
+                             bool(config["RECS_EMAIL_SUBSTITUTE_OUT_OF_STOCK"]))
+    except Exception as exc:  # a database outage before the catalogue was ever read: home
+        keep_last_good("a click link", exc, have_copy=True)
+        target = Destination(home, None)
     # Link scanners send HEAD; DNT, GPC or missing consent: redirect, but store nothing.
     if request.method == "GET" and tracking_refused(request) is None:
         visitor = state.recs.current_visitor(may_track=True)  # may issue the anonymous-id cookie
-        record_click(state.checked_engine(), state.limits(), state.suppressions, click, visitor.anonymous_id, target)
+        try:
+            record_click(state.checked_engine(), state.limits(), state.suppressions, click,
+                         visitor.anonymous_id, target)
+        except Exception as exc:  # a database outage: the visitor still gets to the shop
+            keep_last_good("a click link", exc, have_copy=True)
     location = with_query(target.location, forwarded_utm(request.args))
     return _no_store(redirect(location, 302))
 

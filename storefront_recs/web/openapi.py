@@ -33,15 +33,18 @@ def build_spec(prefix: str) -> dict[str, Any]:
     spec.components.schema("Health", schema=HealthSchema)
     spec.components.schema("Event", schema=EventSchema(max_future=timedelta(0), max_lines=1))
     error = {"description": "invalid request", "content": {"application/json": {"schema": {"type": "object"}}}}
+    unavailable = {"description": "the database is unavailable: retry after Retry-After seconds",
+                   "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                   "content": {"application/json": {"schema": {"type": "object"}}}}
     answer = {"description": "recommendations", "content": {"application/json": {"schema": "Answer"}}}
     query = {"in": "query", "schema": RecsQuerySchema}
     for path, summary in ITEM_PATHS.items():
         item = {"in": "path", "name": "item_id", "required": True, "schema": {"type": "string"}}
         spec.path(path=prefix + path, operations={"get": {"summary": summary, "parameters": [item, query],
-                                                          "responses": {"200": answer, "400": error}}})
+                                                          "responses": {"200": answer, "400": error, "503": unavailable}}})
     for path, summary in VISITOR_PATHS.items():
         spec.path(path=prefix + path, operations={"get": {"summary": summary, "parameters": [query],
-                                                          "responses": {"200": answer, "400": error}}})
+                                                          "responses": {"200": answer, "400": error, "503": unavailable}}})
     spec.path(
         path=prefix + "/api/v1/events",
         operations={"post": {
@@ -51,10 +54,11 @@ def build_spec(prefix: str) -> dict[str, Any]:
                           {"type": "object", "properties": {"events": {"type": "array", "items": {
                               "$ref": "#/components/schemas/Event"}}}}]}}}},
             "responses": {"200": {"description": "accepted, duplicates and rejected events"},
-                          "400": error, "413": error, "415": error},
+                          "400": error, "413": error, "415": error, "503": unavailable},
         }},
     )
     spec.path(path=prefix + "/health", operations={"get": {
-        "summary": "Model health", "responses": {"200": {"description": "status",
-                                                         "content": {"application/json": {"schema": "Health"}}}}}})
+        "summary": "Health of each part", "responses": {
+            "200": {"description": "ok, stale or degraded", "content": {"application/json": {"schema": "Health"}}},
+            "503": {"description": "down: it cannot serve", "content": {"application/json": {"schema": "Health"}}}}}})
     return spec.to_dict()

@@ -10,7 +10,6 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from webargs.flaskparser import FlaskParser
 
 from ..assembly import current_state
-from ..db import utcnow
 from ..experiments.serving import ServedVariant
 from ..serving.recommender import Answer
 from ..serving.rules import make_filters
@@ -55,7 +54,10 @@ class AnswerSchema(Schema):
 
 
 class HealthSchema(Schema):
-    status = fields.String(validate=validate.OneOf(["ok", "degraded", "stale"]))
+    status = fields.String(validate=validate.OneOf(["ok", "degraded", "stale", "down"]))
+    checks = fields.Dict(keys=fields.String(), values=fields.Dict(), metadata={
+        "description": "database, model, scheduler, plugins: each with its own status"})
+    reasons = fields.List(fields.String(), metadata={"description": "why the status is not ok"})
     model_version = fields.String(allow_none=True)
     model_age_seconds = fields.Float(allow_none=True)
 
@@ -170,18 +172,14 @@ def register_recommendation_routes(bp: Blueprint) -> None:
 
     @bp.get("/health")
     def health() -> Response:
+        from .health import health_report
+
         state = current_state()
-        store = state.bundle_store
-        bundle = store.current()
-        if bundle is None:
-            return jsonify({"status": "degraded", "model_version": None, "model_age_seconds": None})
-        age = (utcnow() - bundle.created_at).total_seconds()
-        status = "ok"
-        if store.pointer() != bundle.version:
-            status = "degraded"  # the newest bundle could not be loaded; an older one serves
-        elif age > state.config["RECS_MAX_MODEL_AGE"]:
-            status = "stale"
-        return jsonify({"status": status, "model_version": bundle.version, "model_age_seconds": round(age, 1)})
+        body, status = health_report(state, state.bundle_store)
+        response = jsonify(body)
+        response.status_code = status
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     @bp.get("/api/v1/openapi.json")
     def openapi() -> Response:
