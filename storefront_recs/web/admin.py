@@ -29,6 +29,7 @@ from ..experiments.explain import explain
 from ..serving.api import recommender
 from ..serving.recommendation import WIDGET_KINDS
 from ..tracking.identity import Visitor
+from . import refusals
 
 CSRF_SESSION_KEY = "recs_admin_csrf"
 CSRF_MAX_AGE = 12 * 3600
@@ -120,11 +121,12 @@ def _dashboard_context(days: int) -> dict[str, Any]:
                                      extra_impressions=insights.email_sends(conn, since, until))
         coverage = insights.coverage(conn, since, until)
         top = insights.top_items(conn, since, until)
+        refused = refusals.counts(conn, days)
     experiments = [recs.experiment_results(e.key) for e in recs.experiments()]
     chrono = [r for r in reversed(runs) if r["ndcg"] is not None]
     return {
         "days": days, "since": since, "until": until, "runs": runs, "widgets": widgets, "campaigns": campaigns,
-        "coverage": coverage, "top": top, "experiments": experiments,
+        "coverage": coverage, "top": top, "experiments": experiments, "refused": refused,
         "runs_chart": charts.line_chart(
             [(r["version"] or str(r["id"]))[-6:] for r in chrono],
             {"model NDCG@10": [r["ndcg"] for r in chrono],

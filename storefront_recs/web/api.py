@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from ..tracking.identity import link_anonymous, tracking_refused
 from ..tracking.ingest import IngestResult, store_events, validate_events
 from .errors import json_error
+from .refusals import guard
 
 ACCEPTED_MIMETYPES = {"application/json", "text/plain", ""}
 
@@ -66,6 +67,9 @@ def register_api(bp: Blueprint) -> None:
     @bp.post("/api/v1/events")
     def post_events() -> Any:
         """Store a batch of events for the visitor the server resolves."""
+        forbidden = guard("events")
+        if forbidden:
+            return forbidden
         config = current_app.config
         if request.mimetype not in ACCEPTED_MIMETYPES:
             return json_error(415, "send events as application/json or text/plain")

@@ -16,14 +16,16 @@ from flask import Blueprint, current_app, g, jsonify, request
 from ..tracking.identity import cookie_anonymous_id
 from .api import read_limited_body
 from .errors import json_error
+from .refusals import guard
 
 
 def register_consent(bp: Blueprint) -> None:
     @bp.post("/api/v1/consent")
     def post_consent() -> Any:
         """Set the consent cookie from ``{"consent": true|false}``; false forgets the anonymous id."""
-        if request.headers.get("Sec-Fetch-Site") == "cross-site":
-            return json_error(403, "consent can only be changed from the shop's own pages")
+        forbidden = guard("consent")
+        if forbidden:
+            return forbidden
         body = read_limited_body(1024)
         try:
             payload = json.loads(body) if body else None
