@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 
 from ..tracking.identity import cookie_anonymous_id
-from .api import read_limited_body
+from .api import cookie_scope, read_limited_body
 from .errors import json_error
 from .refusals import guard
 
@@ -35,27 +35,14 @@ def register_consent(bp: Blueprint) -> None:
             return json_error(400, 'body must be {"consent": true} or {"consent": false}')
         given: bool = payload["consent"]
         config = current_app.config
-        secure = config["RECS_COOKIE_SECURE"]
-        secure = request.is_secure if secure is None else bool(secure)
+        scope = cookie_scope()
         response = jsonify({"consent": given})
-        response.set_cookie(
-            config["RECS_CONSENT_COOKIE"],
-            "1" if given else "0",
-            max_age=config["RECS_COOKIE_MAX_AGE"],
-            samesite="Lax",
-            secure=secure,
-            domain=config["RECS_COOKIE_DOMAIN"],
-        )
+        response.set_cookie(config["RECS_CONSENT_COOKIE"], "1" if given else "0",
+                            max_age=config["RECS_COOKIE_MAX_AGE"], **scope)
         if not given:
             g.pop("recs_set_cookie", None)
             anonymous_id = cookie_anonymous_id(request)
             if anonymous_id:
                 current_app.extensions["storefront_recs"].recs.forget_anonymous(anonymous_id)
-            response.delete_cookie(
-                config["RECS_COOKIE_NAME"],
-                domain=config["RECS_COOKIE_DOMAIN"],
-                secure=secure,
-                httponly=True,
-                samesite="Lax",
-            )
+            response.delete_cookie(config["RECS_COOKIE_NAME"], httponly=True, **scope)
         return response
