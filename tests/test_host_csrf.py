@@ -185,7 +185,7 @@ def test_allowed_origins_and_the_public_url_may_post(tmp_path: Path) -> None:
     assert stored_events(app) == 2
 
 
-@pytest.mark.parametrize("bad", [["shop.example"], ["https://shop.example/path"], "ftp://shop.example"])
+@pytest.mark.parametrize("bad", [["shop.example"], ["https://shop.example/path"], "ftp://shop.example", 42])
 def test_a_malformed_allowed_origin_is_a_clear_error_at_start(tmp_path: Path, bad: Any) -> None:
     with pytest.raises(ConfigurationError, match="RECS_ALLOWED_ORIGINS"):
         build_shop(tmp_path, RECS_ALLOWED_ORIGINS=bad)

@@ -46,7 +46,14 @@ def origin_of(url: str | None) -> str | None:
 def allowed_origins(value: object) -> frozenset[str]:
     """``RECS_ALLOWED_ORIGINS`` (a list, or a space-separated string) as origins; raises
     ValueError for an entry that is not an http(s) origin such as ``https://www.shop.example``."""
-    entries = value.split() if isinstance(value, str) else list(value or ())  # type: ignore[call-overload]
+    if isinstance(value, str):
+        entries: list[object] = list(value.split())
+    elif isinstance(value, list | tuple | set | frozenset):
+        entries = list(value)
+    elif value is None:
+        entries = []
+    else:
+        raise ValueError(f"RECS_ALLOWED_ORIGINS must be a list of origins, got {type(value).__name__}")
     found = set()
     for entry in entries:
         origin = origin_of(str(entry))
@@ -69,9 +76,10 @@ def refusal(req: Request, public_url: str | None, allowed: frozenset[str]) -> Re
     origin = origin_of(origin_header)
     if req.headers.get("Sec-Fetch-Site", "").strip().lower() == "cross-site" and origin not in allowed:
         return Refusal("cross-site", "cross-site request (Sec-Fetch-Site: cross-site)")
-    trusted = allowed | {origin_of(req.host_url), origin_of(public_url)}
+    own = {found for found in (origin_of(req.host_url), origin_of(public_url)) if found is not None}
+    trusted = allowed | own
     if origin_header is not None:
-        if origin is not None and origin in trusted:
+        if origin in trusted:
             return None
         return Refusal("origin", f"origin {origin_header.strip()[:100]!r} is not the shop's own "
                                  "nor in RECS_ALLOWED_ORIGINS")
@@ -80,7 +88,6 @@ def refusal(req: Request, public_url: str | None, allowed: frozenset[str]) -> Re
     referer = req.headers.get("Referer")
     if referer is None:
         return Refusal("no-origin", "a request with cookies must send Origin or Referer")
-    referer_origin = origin_of(referer)
-    if referer_origin is not None and referer_origin in trusted:
+    if origin_of(referer) in trusted:
         return None
     return Refusal("referer", "the Referer is not the shop's own page nor in RECS_ALLOWED_ORIGINS")
