@@ -90,6 +90,8 @@ def test_snippet_and_api_urls_carry_the_prefix_and_the_cookie_is_scoped_and_secu
     assert src and src.group(1).startswith("/shop/recs/static/storefront_recs/recs.min.js?v=")
     assert 'data-recs-api="/shop/recs/api/v1"' in page.text
     assert client.get(src.group(1).removeprefix("/shop")).status_code == 200
+    spec = client.get("/recs/api/v1/openapi.json").json
+    assert "/shop/recs/api/v1/events" in spec["paths"] and "/shop/recs/health" in spec["paths"]
     links = re.findall(r'href="([^"]+)"', page.text)
     assert links and all(link.startswith("/shop/p/") for link in links)
 
