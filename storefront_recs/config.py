@@ -73,6 +73,11 @@ SETTINGS: dict[str, Setting] = {
     "RECS_PUBLIC_URL": Setting(
         None, "Absolute base URL of the shop (for email links); default: the request's host URL.", types=(str,),
     ),
+    "RECS_ALLOWED_ORIGINS": Setting(
+        [],
+        "Other origins (e.g. 'https://www.shop.example') whose pages may POST events and consent "
+        "with the visitor's cookies; the shop's own origin and RECS_PUBLIC_URL's always may.",
+    ),
     "RECS_COOKIE_NAME": Setting("recs_aid", "Name of the first-party anonymous-id cookie."),
     "RECS_COOKIE_MAX_AGE": Setting(34_128_000, "Lifetime of the anonymous-id cookie in seconds (395 days)."),
     "RECS_COOKIE_SECURE": Setting(
@@ -304,8 +309,8 @@ def apply_defaults(config: dict[str, Any]) -> None:
     """Fill in every missing ``RECS_*`` key (copies of mutable defaults)."""
     for key, setting in SETTINGS.items():
         default = setting.default
-        if isinstance(default, dict):
-            default = dict(default)
+        if isinstance(default, (dict, list)):
+            default = type(default)(default)
         config.setdefault(key, default)
 
 

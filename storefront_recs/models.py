@@ -7,13 +7,14 @@ pseudonymised shop user id (see ``tracking.identity``).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     Index,
@@ -239,3 +240,15 @@ class EmailClick(Base):
     target_item_id: Mapped[str | None] = mapped_column(String(ITEM_ID_LENGTH))
     position: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     clicked_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class RefusedRequest(Base):
+    """How many browser-facing POSTs (events, consent) the origin check refused, per day,
+    endpoint and reason kind (``cross-site``, ``origin``, ``no-origin``, ``referer``)."""
+
+    __tablename__ = "recs_refused_requests"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

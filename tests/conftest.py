@@ -13,11 +13,14 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.datastructures import Headers
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
@@ -26,6 +29,7 @@ from minimal_app import create_app  # noqa: E402
 
 from storefront_recs import Recs  # noqa: E402
 from storefront_recs import db as dbmod  # noqa: E402
+from storefront_recs.web.origin import origin_of  # noqa: E402
 
 POSTGRES_URL = os.environ.get("RECS_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("RECS_TEST_REQUIRE_POSTGRES") == "1"
@@ -67,6 +71,22 @@ def sqlite_uri(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'recs.sqlite3'}"
 
 
+class BrowserClient(FlaskClient):
+    """A test client that, like a browser, sends ``Origin`` (its own) on every POST, PUT, PATCH
+    and DELETE, as the snippet's fetch and sendBeacon do. A test passes ``headers={"Origin":
+    ...}`` to send another, or uses ``FlaskClient`` itself to send none."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        method = str(kwargs.get("method") or (args[0].method if args and hasattr(args[0], "method") else "GET"))
+        if method.upper() in ("POST", "PUT", "PATCH", "DELETE") and not (args and hasattr(args[0], "method")):
+            headers = Headers(kwargs.pop("headers", None) or {})
+            if "Origin" not in headers:
+                base = kwargs.get("base_url") or "http://localhost"
+                headers["Origin"] = origin_of(base) or "http://localhost"
+            kwargs["headers"] = headers
+        return super().open(*args, **kwargs)
+
+
 def make_app(database_uri: str, tmp_path: Path, **config: object) -> Flask:
     app = create_app(
         {
@@ -76,6 +96,7 @@ def make_app(database_uri: str, tmp_path: Path, **config: object) -> Flask:
             **config,
         }
     )
+    app.test_client_class = BrowserClient
     dbmod.upgrade(app.extensions["storefront_recs"].engine)
     return app
 

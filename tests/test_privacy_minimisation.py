@@ -145,7 +145,7 @@ def test_consent_mode_stores_nothing_without_the_consent_cookie(database_uri: st
 
 DOCUMENTED_TABLES = ("recs_items", "recs_events", "recs_identities", "recs_model_runs", "recs_leases",
                      "recs_erasures", "recs_suppressions", "recs_email_sends", "recs_email_clicks",
-                     "recs_experiment_assignments")
+                     "recs_experiment_assignments", "recs_refused_requests")
 
 
 def test_docs_list_every_stored_field() -> None:

@@ -29,6 +29,13 @@ import { itemTemplate, render } from './widgets.js'
 
   const post = (path, body, type) => fetch(api + path, {
     method: 'POST', body, keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': type }
+  }).then((r) => {
+    // Refused for good (a 4xx other than 429): the queue drops the batch, since sending it again
+    // cannot help, but says why where the shop's developer looks (e.g. an origin the server refuses).
+    if (r.status > 399 && r.status < 500 && r.status !== 429) {
+      r.clone().text().then((t) => console.warn('storefront-recs: ' + path + ' refused, HTTP ' + r.status + ': ' + t), () => {})
+    }
+    return r
   })
   const queue = createQueue({
     send: (body) => post('/events', body, 'text/plain').then((r) => r.status),

@@ -54,9 +54,9 @@ class RecsCore:
         app.extensions[EXTENSION_KEY] = RecsState(self, app)  # type: ignore[arg-type]  # self is a Recs
 
         from ..cli import recs_cli
-        from ..web import create_blueprint
+        from ..web import mount
 
-        app.register_blueprint(create_blueprint(), url_prefix=prefix.rstrip("/"))
+        mount(app, prefix)
         if "recs" not in app.cli.commands:
             app.cli.add_command(recs_cli)
 

@@ -74,10 +74,11 @@ def block_maker(state: RecsState) -> BlockMaker:
 
 
 def resolve_public_url(config: Mapping[str, Any]) -> str:
-    """``RECS_PUBLIC_URL``, else the current request's host URL; emails need absolute links."""
+    """``RECS_PUBLIC_URL``, else the current request's root URL (with the prefix the app is mounted
+    at, e.g. ``https://shop.example/shop``); emails need absolute links."""
     configured = config.get("RECS_PUBLIC_URL")
     if configured:
         return public_base(configured)
     if has_request_context():
-        return public_base(request.host_url)
+        return public_base(request.url_root)
     raise ConfigurationError("email blocks need absolute links: set RECS_PUBLIC_URL (e.g. https://shop.example)")

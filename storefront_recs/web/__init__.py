@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Flask
 
+from ..errors import ConfigurationError
 from .admin import register_admin
 from .api import register_api
 from .clicks import register_clicks
 from .errors import register_error_handlers
+from .host_csrf import install as exempt_from_host_csrf
+from .origin import allowed_origins
 from .recommend import register_recommendation_routes
 from .snippet import register_snippet
 
@@ -27,3 +30,14 @@ def create_blueprint() -> Blueprint:
     register_snippet(bp)
     register_clicks(bp)
     return bp
+
+
+def mount(app: Flask, prefix: str) -> None:
+    """Register the blueprint at ``prefix``, keep the shop's CSRF extension off it (its POSTs
+    check their origin instead) and check the web settings."""
+    try:
+        allowed_origins(app.config["RECS_ALLOWED_ORIGINS"])
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    app.register_blueprint(create_blueprint(), url_prefix=prefix.rstrip("/"))
+    exempt_from_host_csrf(app)

@@ -22,7 +22,7 @@ from flask import (
 )
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from ..assembly import current_state
+from ..assembly import current_state, state_of
 from ..db import utcnow
 from ..engine.run_safety import fail_dead_runs
 from ..errors import ConfigurationError
@@ -30,6 +30,7 @@ from ..experiments import charts, insights
 from ..experiments.explain import explain
 from ..serving.recommendation import WIDGET_KINDS
 from ..tracking.identity import Visitor
+from . import refusals
 from .errors import register_admin_error_handlers
 
 CSRF_SESSION_KEY = "recs_admin_csrf"
@@ -39,7 +40,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 }
 
@@ -99,7 +100,7 @@ def _start_training(app: Any) -> None:
     def run() -> None:
         with app.app_context():
             try:
-                app.extensions["storefront_recs"].recs.train(trigger="dashboard")
+                state_of(app).recs.train(trigger="dashboard")
             except Exception:  # recorded in recs_model_runs by the engine; keep the thread quiet
                 app.logger.exception("storefront-recs: training from the dashboard failed")
 
@@ -121,11 +122,12 @@ def _dashboard_context(days: int) -> dict[str, Any]:
                                      extra_impressions=insights.email_sends(conn, since, until))
         coverage = insights.coverage(conn, since, until)
         top = insights.top_items(conn, since, until)
+        refused = refusals.counts(conn, days)
     experiments = [recs.experiment_results(e.key) for e in recs.experiments()]
     chrono = [r for r in reversed(runs) if r["ndcg"] is not None]
     return {
         "days": days, "since": since, "until": until, "runs": runs, "widgets": widgets, "campaigns": campaigns,
-        "coverage": coverage, "top": top, "experiments": experiments,
+        "coverage": coverage, "top": top, "experiments": experiments, "refused": refused,
         "runs_chart": charts.line_chart(
             [(r["version"] or str(r["id"]))[-6:] for r in chrono],
             {"model NDCG@10": [r["ndcg"] for r in chrono],

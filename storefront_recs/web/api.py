@@ -11,6 +11,7 @@ from ..assembly import current_state
 from ..tracking.identity import link_anonymous, tracking_refused
 from ..tracking.ingest import IngestResult, store_events, validate_events
 from .errors import json_error
+from .refusals import guard
 
 ACCEPTED_MIMETYPES = {"application/json", "text/plain", ""}
 
@@ -38,21 +39,29 @@ def parse_envelope(body: bytes) -> list[Any]:
     raise ValueError("body must be an event object or {\"events\": [...]}")
 
 
+def cookie_scope() -> dict[str, Any]:
+    """Where our cookies go: the app's own path (``/shop`` when a proxy mounts it there, through
+    ``SCRIPT_NAME`` or ``ProxyFix``'s ``X-Forwarded-Prefix``), Secure when the request really came
+    over HTTPS (unless ``RECS_COOKIE_SECURE`` says), SameSite=Lax, ``RECS_COOKIE_DOMAIN``."""
+    config = current_app.config
+    secure = config["RECS_COOKIE_SECURE"]
+    return {
+        "path": request.script_root or "/",
+        "secure": request.is_secure if secure is None else bool(secure),
+        "samesite": "Lax",
+        "domain": config["RECS_COOKIE_DOMAIN"],
+    }
+
+
 def set_anonymous_cookie(response: Response) -> Response:
     """Send the anonymous-id cookie issued during this request (our endpoints or a shop page
     that wrote the snippet); such a response is for this visitor only."""
     value = g.pop("recs_set_cookie", None)
     if value:
         config = current_app.config
-        secure = config["RECS_COOKIE_SECURE"]
         response.set_cookie(
-            config["RECS_COOKIE_NAME"],
-            value,
-            max_age=config["RECS_COOKIE_MAX_AGE"],
-            httponly=True,
-            samesite="Lax",
-            secure=request.is_secure if secure is None else bool(secure),
-            domain=config["RECS_COOKIE_DOMAIN"],
+            config["RECS_COOKIE_NAME"], value, max_age=config["RECS_COOKIE_MAX_AGE"], httponly=True,
+            **cookie_scope(),
         )
         if not response.cache_control.no_store:  # no-store already keeps it out of every cache
             response.cache_control.private = True
@@ -65,6 +74,9 @@ def register_api(bp: Blueprint) -> None:
     @bp.post("/api/v1/events")
     def post_events() -> Any:
         """Store a batch of events for the visitor the server resolves."""
+        forbidden = guard("events")
+        if forbidden:
+            return forbidden
         config = current_app.config
         if request.mimetype not in ACCEPTED_MIMETYPES:
             return json_error(415, "send events as application/json or text/plain")

@@ -26,8 +26,8 @@ def _no_store(response: Response) -> Response:
 def email_click(token: str) -> Response:
     state = current_state()
     config = state.config
-    public_url = public_base(config["RECS_PUBLIC_URL"] or request.host_url)
-    home = public_url + "/" if config["RECS_PUBLIC_URL"] else "/"
+    public_url = public_base(config["RECS_PUBLIC_URL"] or request.url_root)  # with the app's prefix
+    home = public_url + "/" if config["RECS_PUBLIC_URL"] else request.script_root + "/"
     try:
         click = ClickTokens(state.secret).loads(token, float(config["RECS_EMAIL_TOKEN_MAX_AGE"]))
     except TokenError as exc:

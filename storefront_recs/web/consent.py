@@ -15,16 +15,18 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from ..assembly import current_state
 from ..tracking.identity import cookie_anonymous_id
-from .api import read_limited_body
+from .api import cookie_scope, read_limited_body
 from .errors import json_error
+from .refusals import guard
 
 
 def register_consent(bp: Blueprint) -> None:
     @bp.post("/api/v1/consent")
     def post_consent() -> Any:
         """Set the consent cookie from ``{"consent": true|false}``; false forgets the anonymous id."""
-        if request.headers.get("Sec-Fetch-Site") == "cross-site":
-            return json_error(403, "consent can only be changed from the shop's own pages")
+        forbidden = guard("consent")
+        if forbidden:
+            return forbidden
         body = read_limited_body(1024)
         try:
             payload = json.loads(body) if body else None
@@ -34,27 +36,14 @@ def register_consent(bp: Blueprint) -> None:
             return json_error(400, 'body must be {"consent": true} or {"consent": false}')
         given: bool = payload["consent"]
         config = current_app.config
-        secure = config["RECS_COOKIE_SECURE"]
-        secure = request.is_secure if secure is None else bool(secure)
+        scope = cookie_scope()
         response = jsonify({"consent": given})
-        response.set_cookie(
-            config["RECS_CONSENT_COOKIE"],
-            "1" if given else "0",
-            max_age=config["RECS_COOKIE_MAX_AGE"],
-            samesite="Lax",
-            secure=secure,
-            domain=config["RECS_COOKIE_DOMAIN"],
-        )
+        response.set_cookie(config["RECS_CONSENT_COOKIE"], "1" if given else "0",
+                            max_age=config["RECS_COOKIE_MAX_AGE"], **scope)
         if not given:
             g.pop("recs_set_cookie", None)
             anonymous_id = cookie_anonymous_id(request)
             if anonymous_id:
                 current_state().recs.forget_anonymous(anonymous_id)
-            response.delete_cookie(
-                config["RECS_COOKIE_NAME"],
-                domain=config["RECS_COOKIE_DOMAIN"],
-                secure=secure,
-                httponly=True,
-                samesite="Lax",
-            )
+            response.delete_cookie(config["RECS_COOKIE_NAME"], httponly=True, **scope)
         return response

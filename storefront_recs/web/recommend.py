@@ -185,4 +185,5 @@ def register_recommendation_routes(bp: Blueprint) -> None:
     def openapi() -> Response:
         from .openapi import build_spec
 
-        return jsonify(build_spec(current_app.config["RECS_URL_PREFIX"].rstrip("/")))
+        # Paths as a client reaches them: behind a proxy's prefix too (SCRIPT_NAME).
+        return jsonify(build_spec(request.script_root + current_app.config["RECS_URL_PREFIX"].rstrip("/")))

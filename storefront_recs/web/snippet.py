@@ -43,9 +43,13 @@ def _attrs(attrs: dict[str, Any]) -> str:
 def recs_snippet(nonce: str | None = None) -> Markup:
     """The queue stub and the async script tag, with the tracker's settings as data attributes.
 
-    Written once per page: a second call in the same request gives an empty string. Pass
-    ``nonce`` when the shop's Content-Security-Policy uses script nonces.
+    Written once per page: a second call in the same request gives an empty string. Both tags
+    carry the request's CSP nonce: ``nonce`` if given, else Flask-Talisman's (``request.csp_nonce``),
+    else ``g.csp_nonce`` (for a shop that makes its own), so a policy without 'unsafe-inline' runs
+    them.
     """
+    if nonce is None:
+        nonce = request_nonce()
     if g.get("recs_snippet_written"):
         return Markup("")
     g.recs_snippet_written = True
@@ -65,6 +69,11 @@ def recs_snippet(nonce: str | None = None) -> Markup:
         "data-recs-dnt": "respect" if config["RECS_RESPECT_DNT"] else None,
     }
     return Markup(f"<script{_attrs({'nonce': nonce})}>{STUB}</script><script{_attrs(script)}></script>")
+
+
+def request_nonce() -> str | None:
+    """The current request's Content-Security-Policy nonce, if the shop made one."""
+    return getattr(request, "csp_nonce", None) or g.get("csp_nonce") or None
 
 
 def recs_widget(
