@@ -199,10 +199,10 @@ def event_to_change(base: str, trials: int, n_items: int) -> list[float]:
 
 def ann_vs_exact(model_dir: str, queries: int = 500) -> list[tuple[str, float, float]]:
     """Recall@10 against exact search and milliseconds per query, on the trained ALS factors."""
-    from storefront_recs.engine.bundle import BundleStore
+    from storefront_recs.serving.model import ServingStore
 
     rows = []
-    store = BundleStore(model_dir)
+    store = ServingStore(model_dir)
     version = store.pointer()
     assert version
     exact = store.load(version)
@@ -213,7 +213,7 @@ def ann_vs_exact(model_dir: str, queries: int = 500) -> list[tuple[str, float, f
     for u in users:
         truth.append(set(exact.recommend_vector(np.asarray(exact.user_factors[u]), 10)[0].tolist()))
     rows.append(("exact", 1.0, (time.perf_counter() - started) / queries * 1000))
-    annoy = BundleStore(model_dir, ann_mode="annoy").load(version)
+    annoy = ServingStore(model_dir, ann_mode="annoy").load(version)
     if annoy.ann_mode == "annoy":
         started = time.perf_counter()
         hits = 0

@@ -13,7 +13,8 @@ from flask import Flask
 from test_engine_train import SMALL, fill
 
 from storefront_recs import Recs
-from storefront_recs.engine.bundle import BundleError, BundleStore, ModelBundle
+from storefront_recs.engine.bundle import BundleError
+from storefront_recs.serving.model import ModelBundle, ServingStore
 
 
 def trained(tmp_path: Path, name: str = "shop", **config: object) -> tuple[Flask, Recs]:
@@ -27,7 +28,7 @@ def trained(tmp_path: Path, name: str = "shop", **config: object) -> tuple[Flask
 def test_round_trip_exposes_the_serving_api(tmp_path: Path) -> None:
     app, recs = trained(tmp_path)
     model_dir = app.config["RECS_MODEL_DIR"]
-    bundle = BundleStore(model_dir).current()  # a fresh process's view: everything from disk
+    bundle = ServingStore(model_dir).current()  # a fresh process's view: everything from disk
     assert bundle is not None
     n = len(bundle.item_ids)
     assert bundle.item_index[bundle.item_ids[3]] == 3 and len(bundle.user_index) == 60
@@ -67,7 +68,7 @@ def test_fold_in_reproduces_a_known_user_and_serves_a_new_visitor(tmp_path: Path
 def test_annoy_mode_matches_exact_search(tmp_path: Path) -> None:
     app, _ = trained(tmp_path, RECS_ANN_MODE="annoy", RECS_ANN_TREES=20)
     model_dir = app.config["RECS_MODEL_DIR"]
-    annoy, exact = BundleStore(model_dir).current(), BundleStore(model_dir, ann_mode="exact").current()
+    annoy, exact = ServingStore(model_dir).current(), ServingStore(model_dir, ann_mode="exact").current()
     assert annoy is not None and exact is not None
     assert annoy.ann_mode == "annoy" and "als_angular.ann" in annoy.manifest["files"]
     hits = total = 0
@@ -88,7 +89,7 @@ def test_annoy_mode_matches_exact_search(tmp_path: Path) -> None:
 def test_a_corrupt_or_mismatched_bundle_is_refused_while_the_old_one_serves(tmp_path: Path) -> None:
     app, recs = trained(tmp_path)
     model_dir = app.config["RECS_MODEL_DIR"]
-    worker = BundleStore(model_dir, check_interval=0)
+    worker = ServingStore(model_dir, check_interval=0)
     first = worker.current()
     assert first is not None
     with app.app_context():
@@ -114,7 +115,7 @@ def test_a_corrupt_or_mismatched_bundle_is_refused_while_the_old_one_serves(tmp_
 
 def test_workers_see_a_new_bundle_only_after_their_check_interval(tmp_path: Path) -> None:
     app, recs = trained(tmp_path)
-    slow = BundleStore(app.config["RECS_MODEL_DIR"], check_interval=3600)
+    slow = ServingStore(app.config["RECS_MODEL_DIR"], check_interval=3600)
     old = slow.current()
     with app.app_context():
         new = recs.train()
@@ -126,7 +127,7 @@ def test_workers_see_a_new_bundle_only_after_their_check_interval(tmp_path: Path
 
 def test_prune_keeps_the_newest_and_the_serving_bundle(tmp_path: Path) -> None:
     app, recs = trained(tmp_path, RECS_KEEP_BUNDLES=10, RECS_ANN_MODE="annoy", RECS_ANN_TREES=2)
-    store = BundleStore(app.config["RECS_MODEL_DIR"])
+    store = ServingStore(app.config["RECS_MODEL_DIR"])
     with app.app_context():
         for _ in range(3):
             recs.train()

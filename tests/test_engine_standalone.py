@@ -12,7 +12,7 @@ from pathlib import Path
 from flask import Flask
 from test_engine_train import fill, shop, shop_events, shop_items  # noqa: F401  (shop is a fixture)
 
-from storefront_recs.engine.bundle import BundleStore
+from storefront_recs.serving.model import ServingStore
 
 BLOCKED_RUN = textwrap.dedent("""
     import json, sys
@@ -40,7 +40,7 @@ def test_a_training_run_works_with_flask_blocked(database_uri: str, tmp_path: Pa
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == "published" and result["leaked"] == []
-    bundle = BundleStore(str(model_dir)).current()
+    bundle = ServingStore(str(model_dir)).current()
     assert bundle is not None and bundle.version == result["version"]
     assert bundle.manifest["params"]["als"]["seed"] == 7  # the settings object reached the run
     assert len(bundle.item_ids) == len(shop_items()) and bundle.user_factors.shape[0] > 0

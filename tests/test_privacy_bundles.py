@@ -11,7 +11,8 @@ import numpy as np
 from flask import Flask
 from test_engine_train import SMALL, fill
 
-from storefront_recs.engine.bundle import POINTER, BundleStore, validate
+from storefront_recs.engine.bundle import POINTER, validate
+from storefront_recs.serving.model import ServingStore
 
 PERSON = "user-5"  # stored under the raw key by fill(); forget_user finds both forms
 
@@ -54,7 +55,7 @@ def test_forget_user_rewrites_every_retained_bundle_without_the_person(sqlite_ap
     assert os.stat(serving).st_ino != inode  # replaced by a new file, never rewritten in place
     assert np.array_equal(np.array(mapped), before)  # a mapping made before still reads
     assert (model_dir / POINTER).read_text().strip() == versions[-1]
-    fresh = BundleStore(str(model_dir)).current()  # a new worker loads the rewritten bundle
+    fresh = ServingStore(str(model_dir)).current()  # a new worker loads the rewritten bundle
     assert fresh is not None and fresh.version == versions[-1] and PERSON not in fresh.user_index
     with sqlite_app.app_context():
         assert recs.for_you(user_id="user-6", n=4)
@@ -86,7 +87,7 @@ def test_a_bundle_refused_mid_rewrite_is_loaded_once_its_manifest_changes(sqlite
     directory = model_dir / version
     original = (directory / "user_ids.json").read_bytes()
     (directory / "user_ids.json").write_bytes(b'["half-way"]')  # what a loader may see mid-rewrite
-    store = BundleStore(str(model_dir), check_interval=0)
+    store = ServingStore(str(model_dir), check_interval=0)
     assert store.current() is None  # refused
     (directory / "user_ids.json").write_bytes(original)
     assert store.current() is None  # not tried again while the manifest is the same

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app, has_app_context
 
-from ..engine.bundle import BundleStore, ModelBundle
 from ..experiments.registry import ExperimentRegistry
 from ..outages import keep_last_good
 from ..privacy.erasure import ErasureMask, add_erasure_listener
 from ..serving.catalog_cache import CatalogCache
+from ..serving.model import ModelBundle, ServingStore
 from ..serving.popularity import PopularityIndex
 from ..serving.recommender import Recommender
 
@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from .state import RecsState
 
 
-def build_bundle_store(config: Mapping[str, Any]) -> BundleStore:
+def build_bundle_store(config: Mapping[str, Any]) -> ServingStore:
     mode = config["RECS_ANN_MODE"]
-    return BundleStore(config["RECS_MODEL_DIR"], ann_mode=None if mode == "auto" else mode,
+    return ServingStore(config["RECS_MODEL_DIR"], ann_mode=None if mode == "auto" else mode,
                        plugin_options={k: v for k, v in config.items() if k.startswith("RECS_")})
 
 

@@ -22,10 +22,10 @@ from ..tracking.ingest import Limits
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
 
-    from ..engine.bundle import BundleStore
     from ..experiments.registry import ExperimentRegistry
     from ..experiments.serving import ServedVariant
     from ..extension import Recs
+    from ..serving.model import ServingStore
     from ..serving.recommender import Recommender
 
 EXTENSION_KEY = "storefront_recs"
@@ -96,7 +96,7 @@ class RecsState:
         return Suppressions(self.secret)
 
     @property
-    def bundle_store(self) -> BundleStore:
+    def bundle_store(self) -> ServingStore:
         from .components import build_bundle_store
 
         return self.component("bundle_store", lambda: build_bundle_store(self.config))

@@ -75,7 +75,7 @@ def grid(spec: Mapping[str, Sequence[float]], available: Sequence[str]) -> list[
     return combos
 
 
-def _normalise_rows(scores: np.ndarray) -> np.ndarray:
+def normalise_rows(scores: np.ndarray) -> np.ndarray:
     top = scores.max(axis=1, keepdims=True) if scores.shape[1] else np.zeros((len(scores), 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(top > 0, scores / np.where(top > 0, top, 1.0), 0.0)
@@ -92,7 +92,7 @@ def _padded(m: sparse.csr_matrix, depth: int) -> SourceLists:
     keep = pos < depth
     ids[rows[keep], pos[keep]] = m.indices[keep]
     scores[rows[keep], pos[keep]] = m.data[keep]
-    return SourceLists(ids, _normalise_rows(scores))
+    return SourceLists(ids, normalise_rows(scores))
 
 
 def sparse_source(scores: sparse.csr_matrix, seen: sparse.csr_matrix, depth: int = DEPTH) -> SourceLists:
@@ -117,7 +117,7 @@ def als_lists(ids: np.ndarray, scores: np.ndarray) -> SourceLists:
     """The ALS source from each user's top items and scores (best first, seen items left out),
     as ``als_source`` computes them or as the evaluation kept them (``evaluate.TopLists``)."""
     scores = np.where((ids >= 0) & np.isfinite(scores) & (scores > 0), scores, 0.0)
-    return SourceLists(np.where(scores > 0, ids, -1).astype(np.int64), _normalise_rows(scores))
+    return SourceLists(np.where(scores > 0, ids, -1).astype(np.int64), normalise_rows(scores))
 
 
 def ease_source(weights: sparse.csr_matrix, train: sparse.csr_matrix, users: np.ndarray,
@@ -179,7 +179,7 @@ def popularity_source(popularity: np.ndarray, train: sparse.csr_matrix, users: n
     ranking = np.argsort(-scores, kind="stable")
     top, valid = top_k_shared(ranking[scores[ranking] > 0], train[users], depth)
     return SourceLists(np.where(valid, top, -1).astype(np.int64),
-                       _normalise_rows(np.where(valid, scores[top], np.float32(0))))
+                       normalise_rows(np.where(valid, scores[top], np.float32(0))))
 
 
 def ndcg_of_blends(sources: Mapping[str, SourceLists], test: sparse.csr_matrix, users: np.ndarray,

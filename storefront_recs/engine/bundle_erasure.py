@@ -25,10 +25,10 @@ import numpy as np
 from .bundle import (
     MANIFEST,
     BundleStore,
-    _load_csr,
     _save_csr,
     _save_json,
     _save_npy,
+    load_csr,
     read_manifest,
     sha256,
 )
@@ -72,7 +72,7 @@ def erase_from_bundle(directory: str, user_keys: Collection[str]) -> int:
         del factors
         if "ease_user_items.npz" in manifest.get("files", {}):
             written["ease_user_items.npz"] = j("ease_user_items.npz" + tag)
-            _save_csr(written["ease_user_items.npz"], _load_csr(j("ease_user_items.npz"))[keep])
+            _save_csr(written["ease_user_items.npz"], load_csr(j("ease_user_items.npz"))[keep])
         files, sizes = dict(manifest.get("files", {})), dict(manifest.get("sizes", {}))
         for name, path in written.items():
             files[name], sizes[name] = sha256(path), os.path.getsize(path)

@@ -7,7 +7,6 @@ saves its files under ``source-<name>/`` and the manifest records it under ``sou
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,9 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from ..plugins import SOURCES, Source, plugin
-from .blend_tuning import SourceLists, _normalise_rows
-
-log = logging.getLogger(__name__)
+from .blend_tuning import SourceLists, normalise_rows
 
 DIRECTORY_PREFIX = "source-"
 
@@ -64,7 +61,7 @@ def validation_lists(sources: Mapping[str, Source], train: sparse.csr_matrix, us
     out = {}
     for name, source in sources.items():
         ids, scores = profile_lists(source, train[users], depth)
-        out[name] = SourceLists(ids, _normalise_rows(scores))
+        out[name] = SourceLists(ids, normalise_rows(scores))
     return out
 
 
@@ -78,17 +75,3 @@ def save_sources(sources: Mapping[str, Source], staging: str) -> dict[str, dict[
         described[name] = {"directory": DIRECTORY_PREFIX + name, "reason": type(source).reason,
                            "class": f"{type(source).__module__}.{type(source).__qualname__}"}
     return described
-
-
-def load_sources(bundle_dir: str, manifest: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Source]:
-    """The bundle's plugin sources; one whose plugin is gone or fails to load is left out
-    (logged): the rest of the bundle still serves."""
-    loaded = {}
-    for name, entry in (manifest.get("sources") or {}).items():
-        try:
-            cls = plugin(SOURCES, name)
-            loaded[name] = cls.load(os.path.join(bundle_dir, entry["directory"]), options)
-        except Exception as exc:
-            log.warning("storefront-recs: source %r of bundle %s is not served: %s", name,
-                        manifest.get("version"), exc)
-    return loaded

@@ -28,8 +28,7 @@ def train_from_url(database_url: str, model_dir: str, settings: Mapping[str, Any
             raise NotMigratedError("the storefront-recs tables are missing or out of date: "
                                    "run `flask recs db upgrade` (or storefront_recs.db.upgrade(engine))")
         mode = config["RECS_ANN_MODE"]
-        store = BundleStore(model_dir, ann_mode=None if mode == "auto" else mode,
-                            plugin_options={k: v for k, v in config.items() if k.startswith("RECS_")})
+        store = BundleStore(model_dir, ann_mode=None if mode == "auto" else mode)
         return train(engine, store, TrainSettings.from_config(config), trigger=trigger, progress=progress)
     finally:
         engine.dispose()

@@ -8,11 +8,11 @@ from typing import Any
 from flask import Flask
 
 from ..db import utcnow
-from ..engine.bundle import BundleStore, ModelBundle
 from ..engine.report import TrainReport
 from ..engine.run_safety import fail_dead_runs
 from ..engine.train import Progress, TrainSettings, run_pipeline
 from ..engine.train import train as run_training
+from ..serving.model import ModelBundle, ServingStore
 from .core import RecsCore
 from .privacy import erase_late_erasures
 
@@ -58,7 +58,7 @@ class TrainingAPI(RecsCore):
         """The bundle this process serves now (reloaded within a second of a new publish)."""
         return self._state().bundle_store.current()
 
-    def _bundle_store(self) -> BundleStore:
+    def _bundle_store(self) -> ServingStore:
         return self._state().bundle_store
 
     def model_runs(self, limit: int = 20) -> list[dict[str, Any]]:

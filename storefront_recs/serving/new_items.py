@@ -10,8 +10,8 @@ import threading
 
 import numpy as np
 
-from ..engine.bundle import ModelBundle
 from .catalog_cache import CatalogCache
+from .model import ModelBundle
 
 
 class NewItemVectors:

@@ -16,10 +16,10 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 from ..db import utcnow
-from ..engine.bundle import ModelBundle
 from ..models import Event
 from ..outages import keep_last_good
 from .catalog_cache import CatalogCache
+from .model import ModelBundle
 
 HOUR_WEIGHT = 0.5
 WEEKDAY_WEIGHT = 0.25

@@ -20,7 +20,6 @@ from scipy import sparse
 
 from ..db import utcnow
 from ..engine.ann import one_blas_thread
-from ..engine.bundle import ModelBundle
 from ..engine.data import ANON_PREFIX
 from ..engine.plugin_sources import profile_lists
 from ..outages import keep_last_good
@@ -28,6 +27,7 @@ from ..tracking.identity import Visitor
 from .answer_keys import frozen, history_key
 from .candidates import LRU, Candidates
 from .catalog_cache import CachedItem, CatalogCache
+from .model import ModelBundle
 from .new_items import NewItems
 from .popularity import PopularityIndex
 from .recommendation import Recommendation

@@ -19,12 +19,12 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 
 from ..db import utcnow
-from ..engine.bundle import BundleStore
 from ..engine.run_safety import fail_dead_runs
 from ..errors import NotMigratedError
 from ..models import ModelRun
 from ..outages import database_unavailable
 from ..plugins import SOURCES, TRAINERS, plugin_status
+from ..serving.model import ServingStore
 
 Check = dict[str, Any]
 
@@ -50,7 +50,7 @@ def database_check(state: Any) -> Check:
     raise AssertionError("unreachable")
 
 
-def model_check(store: BundleStore, max_age: float) -> Check:
+def model_check(store: ServingStore, max_age: float) -> Check:
     bundle = store.current()
     if bundle is None:
         return {"status": "degraded", "loaded": False, "reason": "no model bundle is loaded: fallbacks serve"}
@@ -87,7 +87,7 @@ def scheduler_check(engine: Engine, database_up: bool, scheduler: Any) -> Check:
     return check
 
 
-def plugins_check(config: Any, store: BundleStore) -> Check:
+def plugins_check(config: Any, store: ServingStore) -> Check:
     """Installed plugins, the ones that failed to load, and whether what this app enables (and
     what the serving bundle was trained with) is loaded: degraded when not."""
     status = plugin_status()
@@ -108,7 +108,7 @@ def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def health_report(state: Any, store: BundleStore) -> tuple[dict[str, Any], int]:
+def health_report(state: Any, store: ServingStore) -> tuple[dict[str, Any], int]:
     """The health document and its HTTP status."""
     engine = state.engine
     checks: dict[str, Check] = {"database": database_check(state)}
