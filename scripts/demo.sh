@@ -4,8 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e .
+.venv/bin/pip install -q -c constraints.txt --upgrade pip
+.venv/bin/pip install -q -c constraints.txt --build-constraint constraints.txt --only-binary numpy,scipy -e .
 export FLASK_APP=examples.demo_shop.app:create_app
 export DEMO_INSTANCE=${DEMO_INSTANCE:-$PWD/instance/demo}
 .venv/bin/flask recs db upgrade

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import make_app
+from exact_scores import on_exact_grid
 from flask import Flask
 from scipy import sparse
 from test_engine_train import SMALL, fill
@@ -152,22 +153,24 @@ def test_blend_choice_follows_what_the_validation_data_rewards(popular_test: boo
 def test_the_evaluations_kept_als_lists_give_the_same_blend_choice() -> None:
     # the pipeline hands select_blend the ALS lists the evaluation kept from its own scores
     train, test, users, model, events = fitted_split(False)
+    # the fitted factors on an exact grid: the evaluation's blocks of users and implicit's topk
+    # then compute the same float32 scores on any CPU (see exact_scores)
+    user_f, item_f = on_exact_grid(model.user_factors, model.item_factors)
     settings = BlendSettings(configured={"als": 1.0, "popularity": 1.0}, grid=GRID_WITHOUT_EASE)
     picked = validation_users(users, settings)
     assert picked is not None
     kept = TopLists(picked, DEPTH)
-    plain = evaluate_scorer(factor_scorer(model.user_factors, model.item_factors), train, test, users)
-    assert evaluate_scorer(factor_scorer(model.user_factors, model.item_factors), train, test, users,
-                           keep=kept) == plain
+    plain = evaluate_scorer(factor_scorer(user_f, item_f), train, test, users)
+    assert evaluate_scorer(factor_scorer(user_f, item_f), train, test, users, keep=kept) == plain
     lists = kept.lists()
     assert lists is not None
-    reused, direct = als_lists(*lists), als_source(model.user_factors, model.item_factors, train, picked)
-    assert (reused.ids >= 0).any()
+    reused, direct = als_lists(*lists), als_source(user_f, item_f, train, picked)
+    assert (reused.ids >= 0).any() and train.shape[1] <= DEPTH  # no list is cut short of an unseen item
     for user, a, b, sa, sb in zip(picked, reused.ids, direct.ids, reused.scores, direct.scores, strict=True):
         # the same items with the same scores (the order of exact ties may differ)
         assert dict(zip(a[a >= 0], sa[a >= 0], strict=True)) == dict(zip(b[b >= 0], sb[b >= 0], strict=True))
         assert not set(a[a >= 0]) & set(train[user].indices)  # no training item
-    args = (train, test, users, model.user_factors, model.item_factors, events, settings)
+    args = (train, test, users, user_f, item_f, events, settings)
     assert select_blend(*args, als=reused) == select_blend(*args)
 
 

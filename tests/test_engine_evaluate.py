@@ -1,9 +1,14 @@
-"""Evaluation: vectorised full-catalogue ranking agrees with a per-user brute force."""
+"""Evaluation: vectorised full-catalogue ranking agrees with a per-user brute force.
+
+The factors lie on an exact grid (``exact_scores``), so the evaluation's blocks of users and the
+brute force's products give the same float32 scores on any CPU and BLAS kernel.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from exact_scores import assert_no_ties_at_the_top, assert_top_list, on_exact_grid
 from scipy import sparse
 
 from storefront_recs.engine.evaluate import (
@@ -45,10 +50,12 @@ def test_metrics_match_a_brute_force_ranking(n_items: int) -> None:
     test.eliminate_zeros()
     test.data[:] = 1.0
     users = holdout_users(test, 0, seed=0)
-    user_f = rng.normal(size=(n_users, 8)).astype(np.float32)
-    item_f = rng.normal(size=(n_items, 8)).astype(np.float32)
+    user_f, item_f = on_exact_grid(rng.uniform(-1, 1, (n_users, 8)), rng.uniform(-1, 1, (n_items, 8)))
+    scores = user_f @ item_f.T
+    for u in users:  # one correct ranking of each user's best items, whatever the selection
+        assert_no_ties_at_the_top(scores[u], train[u].indices, max(KS) + 1)
     ours = evaluate_scorer(factor_scorer(user_f, item_f), train, test, users)
-    assert ours == pytest.approx(brute_force(user_f @ item_f.T, train, test, users))
+    assert ours == pytest.approx(brute_force(scores, train, test, users))
     pop = np.asarray(train.sum(axis=0)).ravel()
     baseline = evaluate_scorer(popularity_scorer(train), train, test, users)
     assert baseline == pytest.approx(brute_force(np.tile(pop, (n_users, 1)), train, test, users))
@@ -65,20 +72,21 @@ def test_kept_top_lists_leave_the_metrics_alone_and_match_a_brute_force_ranking(
     test.eliminate_zeros()
     test.data[:] = 1.0
     users = rng.permutation(holdout_users(test, 0, seed=0))  # in no particular order
-    user_f = rng.normal(size=(n_users, 8)).astype(np.float32)
-    item_f = rng.normal(size=(n_items, 8)).astype(np.float32)
+    user_f, item_f = on_exact_grid(rng.uniform(-1, 1, (n_users, 8)), rng.uniform(-1, 1, (n_items, 8)))
+    scores = user_f @ item_f.T
+    for u in users:  # kept (25 deep) or not (20), users get the same top 20
+        assert_no_ties_at_the_top(scores[u], train[u].indices, max(KS) + 1)
     plain = evaluate_scorer(factor_scorer(user_f, item_f), train, test, users)
     n_kept = len(users) // 2  # blocks of kept users and blocks of others
     kept = TopLists(np.sort(rng.choice(users, n_kept, replace=False)), depth=25)
     assert evaluate_scorer(factor_scorer(user_f, item_f), train, test, users, keep=kept) == plain
     assert kept.ids is not None and kept.scores is not None
     assert kept.ids.shape == (n_kept, min(25, n_items))
-    for user, ids, scores in zip(kept.users, kept.ids, kept.scores, strict=True):
-        seen = set(train[user].indices.tolist())
-        unseen = [i for i in np.argsort(-(user_f[user] @ item_f.T), kind="stable") if i not in seen]
-        valid = scores > -np.inf
-        assert ids[valid].tolist() == unseen[: int(valid.sum())]
-        assert int(valid.sum()) == min(25, len(unseen))
+    for user, ids, top in zip(kept.users, kept.ids, kept.scores, strict=True):
+        seen = train[user].indices
+        valid = top > -np.inf
+        assert_top_list(ids[valid], top[valid], user_f[user] @ item_f.T, seen)  # one user's own product
+        assert int(valid.sum()) == min(25, n_items - len(seen))
 
 
 def test_users_are_a_seeded_sample_above_the_limit() -> None:

@@ -1,11 +1,11 @@
 """Purchases attributed to email campaigns: a purchase made within the window after an email
 click by the same person (user key) or browser (anonymous id) counts for the campaign of the
-latest such click. Reads clicks by their (campaign, clicked_at) / clicked_at index and the
-purchases of those people by the events' (user_key, ts) / (anonymous_id, ts) indexes."""
+latest such click (last-click attribution, ``tracking.attribution``). Reads clicks by their
+(campaign, clicked_at) / clicked_at index and the purchases of those people by the events'
+(user_key, ts) / (anonymous_id, ts) indexes."""
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Engine, Table, select
 
 from ..models import EmailClick, Event
+from ..tracking.attribution import LastClick
 
 clicks = cast(Table, EmailClick.__table__)
 events = cast(Table, Event.__table__)
@@ -57,21 +58,26 @@ def email_attribution(engine: Engine, campaign: str | None = None, since: dateti
         if not rows:
             return []
         first, last = rows[0].clicked_at, rows[-1].clicked_at + window
-        purchases = _purchases(conn, {r.user_key for r in rows}, {r.anonymous_id for r in rows if r.anonymous_id},
-                               first, last)
+        purchases = list(_purchases(conn, {r.user_key for r in rows},
+                                    {r.anonymous_id for r in rows if r.anonymous_id}, first, last).values())
     results: dict[str, CampaignAttribution] = {}
     clickers: dict[str, set[str]] = {}
-    by_person: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
     for row in rows:
         result = results.setdefault(row.campaign, CampaignAttribution(row.campaign))
         result.clicks += 1
         clickers.setdefault(row.campaign, set()).add(row.user_key)
-        by_person.setdefault(("user", row.user_key), []).append((row.clicked_at, row.campaign))
-        if row.anonymous_id:
-            by_person.setdefault(("anon", row.anonymous_id), []).append((row.clicked_at, row.campaign))
+    # clicks and purchase lines in time order, a click before a purchase at the same instant
+    stream = sorted([(row.clicked_at, 0, n) for n, row in enumerate(rows)]
+                    + [(line["ts"], 1, n) for n, line in enumerate(purchases)])
+    last_click = LastClick[str](window)
     orders: dict[str, set[str]] = {}
-    for purchase in purchases.values():
-        credited = _latest_click(by_person, purchase, window)
+    for ts, kind, n in stream:
+        if kind == 0:
+            click = rows[n]
+            last_click.click(_people(click.user_key, click.anonymous_id), ts, click.campaign)
+            continue
+        purchase = purchases[n]
+        credited = last_click.credit(_people(purchase["user_key"], purchase["anonymous_id"]), ts)
         if credited is None:
             continue
         result = results[credited]
@@ -99,15 +105,6 @@ def _purchases(conn: Any, user_keys: set[str], anonymous_ids: set[str], first: d
     return found
 
 
-def _latest_click(by_person: dict[tuple[str, str], list[tuple[datetime, str]]], purchase: dict[str, Any],
-                  window: timedelta) -> str | None:
-    """The campaign of the latest click by the purchase's person or browser within the window."""
-    best: tuple[datetime, str] | None = None
-    for person in (("user", purchase["user_key"]), ("anon", purchase["anonymous_id"])):
-        times = by_person.get(person)
-        if not times:
-            continue
-        index = bisect.bisect_right(times, (purchase["ts"], "\uffff")) - 1
-        if index >= 0 and purchase["ts"] - times[index][0] <= window and (best is None or times[index] > best):
-            best = times[index]
-    return None if best is None else best[1]
+def _people(user_key: str | None, anonymous_id: str | None) -> tuple[tuple[str, str] | None, ...]:
+    """The keys a click or purchase is known under: its person and its browser."""
+    return (("user", user_key) if user_key else None, ("anon", anonymous_id) if anonymous_id else None)

@@ -242,13 +242,15 @@ def _pipeline(engine: Engine, store: BundleStore, settings: TrainSettings, publi
         with clock.stage("evaluate"):
             users = holdout_users(test_m, settings.eval_max_users, p.seed)
             counts["test_users"] = len(users)
-            # the blend choice's ALS lists come from the same scores (its users are a subset)
-            blend_users = validation_users(users, settings.blend) if publish else None
+            # the blend choice's ALS lists come from the same scores (its users are a subset); an
+            # evaluation alone keeps them too: the same blocks of users and the same selections give
+            # the same metrics as a training run bit for bit (BLAS rounds by block on some CPUs)
+            blend_users = validation_users(users, settings.blend)
             kept = TopLists(blend_users, DEPTH) if blend_users is not None else None
             # the item-item models are fitted beside the evaluation and the blend choice
             split_similarity = clock.beside(side, "blend_itemitem", lambda: fit_itemitem(
                 train_m, settings.blend.itemitem_k).similarity) \
-                if blend_users is not None and settings.blend.wants("itemitem") else None
+                if publish and blend_users is not None and settings.blend.wants("itemitem") else None
             itemitem_job = clock.beside(side, "itemitem", lambda: fit_itemitem(full_m, settings.itemitem_k)) \
                 if publish else None
             ours = evaluate_scorer(factor_scorer(eval_model.user_factors, eval_model.item_factors),

@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, func, select
 
 from ..models import Event, Item, ModelRun
+from ..tracking.attribution import LastClick
 
 events = cast(Table, Event.__table__)
 GATE_METRIC = "ndcg@10"
@@ -81,8 +82,7 @@ def funnels(conn: Connection, key: str, since: datetime, until: datetime, window
             funnel.impressions += int(count)
         else:
             funnel.clicks += int(count)
-    window = timedelta(seconds=window_seconds)
-    last: dict[str, tuple[datetime, str]] = {}
+    last_click = LastClick[str](timedelta(seconds=window_seconds))
     flow = conn.execute(
         select(events.c.type, events.c.event_id, events.c.user_key, events.c.anonymous_id, events.c.ts,
                events.c.value, label.label("label"))
@@ -92,12 +92,12 @@ def funnels(conn: Connection, key: str, since: datetime, until: datetime, window
         who = event.user_key or f"anon:{event.anonymous_id}"
         if event.type == "click":
             if event.label is not None:
-                last[who] = (event.ts, str(event.label))
+                last_click.click([who], event.ts, str(event.label))
             continue
-        click = last.get(who)
-        if click is None or event.ts - click[0] > window:
+        credited = last_click.credit([who], event.ts)
+        if credited is None:
             continue
-        funnel = out.setdefault(click[1], Funnel(click[1]))
+        funnel = out.setdefault(credited, Funnel(credited))
         if event.type == "add_to_cart":
             funnel.carts += 1
         else:

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Table, func, select
 
 from ..db import utcnow
 from ..models import Event, ExperimentAssignment
+from ..tracking.attribution import LastClick
 from . import stats
 from .definitions import Experiment
 
@@ -141,8 +142,7 @@ def experiment_results(conn: Connection, experiment: Experiment, *, window_secon
             result.clicks += int(count)
 
     # Carts and purchases: credited to the last recommendation click, and earned per visitor.
-    window = timedelta(seconds=window_seconds)
-    last_click: dict[Any, tuple[datetime, str]] = {}
+    last_click = LastClick[str](timedelta(seconds=window_seconds))
     converters: set[int] = set()
     revenue: dict[int, float] = {}
     credited_orders: dict[str, set[str]] = {name: set() for name in results}
@@ -159,15 +159,15 @@ def experiment_results(conn: Connection, experiment: Experiment, *, window_secon
         key: Any = person if person is not None else (event.user_key or f"anon:{event.anonymous_id}")
         if event.type == "click":
             if event.variant in tag_to_name:
-                last_click[key] = (event.ts, tag_to_name[event.variant])
+                last_click.click([key], event.ts, tag_to_name[event.variant])
             continue
-        click = last_click.get(key)
-        if click is not None and event.ts - click[0] <= window:
-            result = results[click[1]]
+        credited = last_click.credit([key], event.ts)
+        if credited is not None:
+            result = results[credited]
             if event.type == "add_to_cart":
                 result.credited_carts += 1
             else:
-                credited_orders[click[1]].add(event.event_id)
+                credited_orders[credited].add(event.event_id)
                 result.credited_revenue += float(event.value or 0)
         if event.type == "purchase" and person is not None and event.ts >= assigned_at[person]:
             converters.add(person)
