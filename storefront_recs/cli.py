@@ -122,6 +122,8 @@ def import_events_command(path: str, indexes: str) -> None:
             batch_size=state.config["RECS_IMPORT_BATCH_SIZE"],
             on_progress=progress,
             indexes=indexes,  # type: ignore[arg-type]
+            max_quantity=int(state.config["RECS_MAX_QUANTITY"]),
+            max_value=float(state.config["RECS_MAX_VALUE"]),
         ),
     )
     _exit_for(report)

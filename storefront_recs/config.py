@@ -65,6 +65,14 @@ SETTINGS: dict[str, Setting] = {
         300, "How far in the future a client 'ts' may be before the event is rejected."
     ),
     "RECS_MAX_PURCHASE_LINES": Setting(200, "Most line items in one purchase event."),
+    "RECS_MAX_JSON_DEPTH": Setting(
+        16, "Deepest nesting of arrays and objects in one event (the body is refused with 400 beyond it)."
+    ),
+    "RECS_MAX_QUANTITY": Setting(10_000, "Largest quantity of an event or purchase line."),
+    "RECS_MAX_PRICE": Setting(1e9, "Largest unit price of a purchase line."),
+    "RECS_MAX_VALUE": Setting(
+        1e12, "Largest value of an event, and of a purchase line's price x quantity."
+    ),
     # privacy
     "RECS_RESPECT_DNT": Setting(True, "Store nothing for requests with DNT: 1 or Sec-GPC: 1."),
     "RECS_REQUIRE_CONSENT": Setting(

@@ -38,7 +38,8 @@ def import_catalog(
 ) -> ImportReport:
     """Stream the file into the catalogue in batches; bad lines are reported, good ones kept."""
     report = ImportReport()
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    # Bytes that are not UTF-8 become lone surrogates: their lines are rejected one by one.
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         require_columns(path, handle, ("id",))
         batch: list[dict[str, Any]] = []
         lines: list[int] = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,12 +32,14 @@ from ..db import larger_sqlite_cache
 from ..importing import ImportReport, counting_lines, require_columns
 from ..models import ITEM_ID_LENGTH
 from ..privacy.suppression import Suppressions
+from ..safe_input import has_bad_character
 from .import_indexes import IndexMode, indexes_deferred, should_defer
 from .schemas import (
     EPOCH,
     EVENT_ID_PATTERN,
     EVENT_TYPES,
     MAX_QUANTITY,
+    MAX_VALUE,
     SECONDS_DIGITS,
     parse_timestamp,
 )
@@ -92,8 +95,12 @@ class EventRowParser:
         user_key: Callable[[str], str],
         max_future: timedelta,
         suppressed: Callable[[str], bool] = lambda _: False,
+        max_quantity: int = MAX_QUANTITY,
+        max_value: float = MAX_VALUE,
     ) -> None:
         self.width = len(header)
+        self.max_quantity = max_quantity
+        self.max_value = max_value
         position = {name: index for index, name in enumerate(header)}
         # Absent optional columns point one past the row, at the empty cell ``parse`` appends.
         self._columns = itemgetter(*(position.get(name, self.width) for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS))
@@ -114,6 +121,8 @@ class EventRowParser:
         user_id, item_id, kind, stamp, quantity_text, value_text, event_id = map(str.strip, self._columns(cells))
         if not user_id:
             raise RowError("user_id is empty")
+        if has_bad_character(user_id) or has_bad_character(item_id):
+            raise RowError("user_id and item_id must be valid UTF-8 text without NUL characters")
         if not item_id or len(item_id) > ITEM_ID_LENGTH:
             raise RowError(f"item_id must be 1 to {ITEM_ID_LENGTH} characters")
         if kind not in TYPES:
@@ -158,25 +167,28 @@ class EventRowParser:
             raise RowError("timestamp is in the future")
         return ts.isoformat(" ", "microseconds")
 
-    @staticmethod
-    def _quantity(text: str) -> int:
-        try:
-            quantity = int(float(text))
-        except ValueError:
-            raise RowError(f"quantity {text!r} is not a number") from None
-        if not 1 <= quantity <= MAX_QUANTITY:
-            raise RowError(f"quantity must be 1 to {MAX_QUANTITY}")
-        return quantity
+    def _quantity(self, text: str) -> int:
+        number = _number(text, "quantity")
+        if not 1 <= number <= self.max_quantity:
+            raise RowError(f"quantity must be 1 to {self.max_quantity}")
+        return int(number)
 
-    @staticmethod
-    def _value(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise RowError(f"value {text!r} is not a number") from None
-        if value != value or value < 0 or value == float("inf"):
-            raise RowError("value must be a finite number >= 0")
+    def _value(self, text: str) -> float:
+        value = _number(text, "value")
+        if not 0 <= value <= self.max_value:
+            raise RowError(f"value must be a number from 0 to {self.max_value:g}")
         return value
+
+
+def _number(text: str, name: str) -> float:
+    """A finite number written in ASCII (``float`` alone would read full-width digits and 'inf')."""
+    try:
+        number = float(text) if text.isascii() else math.nan
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise RowError(f"{name} {text!r} is not a finite number")
+    return number
 
 
 WRITTEN = ("event_id", "type", "user_key", "item_id", "quantity", "value", "ts")
@@ -295,6 +307,8 @@ def import_events(
     on_progress: Callable[[int], None] = lambda _: None,
     suppressions: Suppressions | None = None,
     indexes: IndexMode = "auto",
+    max_quantity: int = MAX_QUANTITY,
+    max_value: float = MAX_VALUE,
 ) -> EventImportReport:
     """Import a CSV file of events; rows of suppressed (erased) users are skipped and counted.
 
@@ -308,10 +322,11 @@ def import_events(
     if suppressions is not None:
         with engine.connect() as conn:
             suppressed = suppressions.user_checker(conn)
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    # Bytes that are not UTF-8 become lone surrogates, and their rows are rejected one by one.
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         require_columns(path, handle, REQUIRED_COLUMNS)
         reader = csv.reader(counting_lines(handle, on_progress))
-        parser = EventRowParser(next(reader), user_key, max_future, suppressed)
+        parser = EventRowParser(next(reader), user_key, max_future, suppressed, max_quantity, max_value)
         batch: list[EventRow] = []
         with indexes_deferred(engine, should_defer(engine, path, indexes)), BatchWriter(engine, report) as writer:
             for cells in reader:
