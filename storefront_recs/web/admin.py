@@ -13,6 +13,8 @@ from flask import (
     Blueprint,
     Response,
     current_app,
+    flash,
+    get_flashed_messages,
     jsonify,
     redirect,
     render_template,
@@ -26,9 +28,11 @@ from ..db import utcnow
 from ..errors import ConfigurationError
 from ..experiments import charts, insights
 from ..experiments.explain import explain
+from ..safe_input import parse_json, text_problem
 from ..serving.api import recommender
 from ..serving.recommendation import WIDGET_KINDS
 from ..tracking.identity import Visitor
+from .params import ascii_int
 
 CSRF_SESSION_KEY = "recs_admin_csrf"
 CSRF_MAX_AGE = 12 * 3600
@@ -85,6 +89,9 @@ def _guard() -> Response | None:
         return _refuse(403, "the admin dashboard is only for the shop's administrators")
     if request.method == "POST" and not csrf_valid():
         return _refuse(400, "the form's CSRF token is missing, expired or from another session")
+    problem = text_problem(list(request.form.items(multi=True))) if request.method == "POST" else None
+    if problem is not None:
+        return _refuse(400, f"the form cannot be saved: {problem}")
     return None
 
 
@@ -159,7 +166,10 @@ def _experiment_charts(result: Any) -> dict[str, Any]:
 
 
 def _back(message: str) -> Response:
-    return redirect(url_for(".index", msg=message), code=303)  # type: ignore[return-value]
+    """Back to the dashboard, which shows ``message`` once. The message travels in the signed
+    session (flashed), never in the URL: a link cannot make the dashboard say anything."""
+    flash(message, "recs-admin")
+    return redirect(url_for(".index"), code=303)  # type: ignore[return-value]
 
 
 def register_admin(bp: Blueprint) -> None:
@@ -174,8 +184,9 @@ def register_admin(bp: Blueprint) -> None:
 
     @admin.get("/")
     def index() -> str:
-        days = min(max(request.args.get("days", 30, type=int) or 30, 1), 365)
-        return render_template("storefront_recs/admin/dashboard.html", message=request.args.get("msg"),
+        days = min(max(ascii_int(request.args.get("days"), 30) or 30, 1), 365)
+        messages = get_flashed_messages(category_filter=["recs-admin"])
+        return render_template("storefront_recs/admin/dashboard.html", message=" ".join(map(str, messages)) or None,
                                widget_kinds=WIDGET_KINDS, **_dashboard_context(days))
 
     @admin.get("/why")
@@ -211,17 +222,15 @@ def register_admin(bp: Blueprint) -> None:
 
     @admin.post("/experiments")
     def create_experiment() -> Response:
-        import json
-
         form = request.form
         try:
-            variants = json.loads(form.get("variants") or "[]")
+            variants = parse_json(form.get("variants") or "[]", max_depth=8)
             widgets = [w for w in form.getlist("widgets") if w] or None
             _state().recs.create_experiment({
                 "key": form.get("key", "").strip(), "name": form.get("name", "").strip(), "variants": variants,
                 "widgets": widgets, "start": form.get("start") or None, "end": form.get("end") or None,
             })
-        except (ValueError, ConfigurationError) as exc:
+        except (ValueError, TypeError, ConfigurationError) as exc:
             return _refuse(400, f"experiment not created: {exc}")
         return _back(f"Experiment {form.get('key')} created and running.")
 
