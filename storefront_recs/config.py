@@ -43,6 +43,10 @@ SETTINGS: dict[str, Setting] = {
         "Secret for hashing user ids and signing tokens; default: the app's SECRET_KEY, else a "
         "key generated once into the instance folder.",
     ),
+    "RECS_SECRET_KEY_FALLBACKS": Setting(
+        [], "Older secrets still accepted on anonymous-id cookies while keys rotate (the cookie is "
+        "signed again with the current one); with no RECS_SECRET_KEY, Flask's SECRET_KEY_FALLBACKS count too.",
+    ),
     "RECS_HASH_USER_IDS": Setting(
         True, "Store shop user ids as keyed hashes (HMAC-SHA256), not in the clear."
     ),

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ..safe_input import parse_json
-from ..tracking.identity import link_anonymous, tracking_refused
+from ..tracking.identity import anonymous_cookie_value, link_anonymous, tracking_refused
 from ..tracking.ingest import IngestResult, check_events, store_batch
 from .errors import json_error
 
@@ -55,7 +55,7 @@ def set_anonymous_cookie(response: Response) -> Response:
         secure = config["RECS_COOKIE_SECURE"]
         response.set_cookie(
             config["RECS_COOKIE_NAME"],
-            value,
+            anonymous_cookie_value(value),
             max_age=config["RECS_COOKIE_MAX_AGE"],
             httponly=True,
             samesite="Lax",
