@@ -239,6 +239,15 @@ SETTINGS: dict[str, Setting] = {
     "RECS_ATTRIBUTION_WINDOW": Setting(
         7 * 24 * 3600, "Seconds after a recommendation click within which a cart or purchase is credited to it."
     ),
+    "RECS_REVENUE_SOURCE": Setting(
+        "auto",
+        "Purchases counted as conversions and revenue (dashboard, experiments, email attribution): 'shop' "
+        "(recs.track, imports), 'browser' (the snippet's, untrusted), 'all', or 'auto': the shop's when it "
+        "sent any in the period, else the browser's.",
+    ),
+    "RECS_MAX_BROWSER_PURCHASE_VALUE": Setting(
+        10_000.0, "Most revenue one browser-reported purchase line counts for (a browser can report anything)."
+    ),
     "RECS_EXPERIMENT_MIN_VISITORS": Setting(
         200, "Visitors per variant below which experiment results carry a small-sample warning."
     ),

@@ -10,6 +10,7 @@ from typing import Any
 from flask import current_app
 
 from ..core import RecsCore
+from ..tracking.revenue import RevenuePolicy
 from .attribution import email_attribution
 from .blocks import BlockMaker, BlockOptions, EmailBlock
 
@@ -50,7 +51,8 @@ class EmailAPI(RecsCore):
         ``RECS_EMAIL_ATTRIBUTION_DAYS``) after the latest click by the same person."""
         with self._context() as state:
             days = state.config["RECS_EMAIL_ATTRIBUTION_DAYS"] if window_days is None else window_days
-            return email_attribution(state.checked_engine(), campaign, since, until, timedelta(days=float(days)))
+            return email_attribution(state.checked_engine(), campaign, since, until, timedelta(days=float(days)),
+                                     RevenuePolicy.from_config(state.config))
 
 
 def recs_email_block(user_id: Any, n: int = 4, campaign: str = "email", **options: Any) -> EmailBlock:

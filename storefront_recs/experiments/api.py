@@ -15,6 +15,7 @@ from ..db import utcnow
 from ..errors import ConfigurationError
 from ..models import Experiment as ExperimentRow
 from ..tracking.identity import Visitor
+from ..tracking.revenue import RevenuePolicy
 from .assignment import assign
 from .definitions import Experiment, parse_experiment, to_row
 from .registry import registry
@@ -97,6 +98,7 @@ class ExperimentsAPI(RecsCore):
                     conn, self.experiment(key), window_seconds=float(config["RECS_ATTRIBUTION_WINDOW"]),
                     min_visitors=int(config["RECS_EXPERIMENT_MIN_VISITORS"]),
                     confidence=float(config["RECS_EXPERIMENT_CONFIDENCE"]),
+                    revenue_policy=RevenuePolicy.from_config(config),
                 )
 
     # -- admin access -----------------------------------------------------------------------------

@@ -192,9 +192,12 @@ def _number(text: str, name: str) -> float:
 
 
 WRITTEN = ("event_id", "type", "user_key", "item_id", "quantity", "value", "ts")
-# Every imported row has line_no 0, no anonymous id, client time or context, and source 'import'.
-INSERT_COLUMNS = "event_id, line_no, type, user_key, anonymous_id, item_id, quantity, value, ts, client_ts, source, context"
-SELECTED = "event_id, 0, type, user_key, NULL, item_id, quantity, value, ts, NULL, 'import', NULL"
+# Every imported row has line_no 0, no anonymous id, client time or context, source 'import'
+# and origin 'shop' (an import is the shop's own data: its event ids share recs.track's namespace).
+INSERT_COLUMNS = ("event_id, line_no, type, user_key, anonymous_id, item_id, quantity, value, ts, client_ts, source, "
+                  "origin, context")
+SELECTED = "event_id, 0, type, user_key, NULL, item_id, quantity, value, ts, NULL, 'import', 'shop', NULL"
+CONFLICT = "ON CONFLICT (event_id, line_no, origin) DO NOTHING"
 STAGING = "recs_import_events"
 IMPORT_SQLITE_CACHE_KB = 262_144
 
@@ -213,8 +216,8 @@ def bulk_insert(conn: Connection, rows: list[EventRow]) -> int:
     try:
         if conn.dialect.name == "sqlite":
             cursor.executemany(
-                f"INSERT INTO recs_events ({INSERT_COLUMNS}) VALUES (?, 0, ?, ?, NULL, ?, ?, ?, ?, NULL, 'import', NULL) "
-                "ON CONFLICT (event_id, line_no) DO NOTHING",
+                f"INSERT INTO recs_events ({INSERT_COLUMNS}) VALUES (?, 0, ?, ?, NULL, ?, ?, ?, ?, NULL, 'import', "
+                f"'shop', NULL) {CONFLICT}",
                 rows,
             )
             return int(cursor.rowcount)
@@ -241,8 +244,7 @@ def _copy_insert(cursor: psycopg.Cursor[Any], rows: list[EventRow]) -> int:
         for row in rows:
             copy.write_row(row)
     cursor.execute(
-        f"INSERT INTO recs_events ({INSERT_COLUMNS}) SELECT {SELECTED} FROM {STAGING} ORDER BY n "
-        "ON CONFLICT (event_id, line_no) DO NOTHING"
+        f"INSERT INTO recs_events ({INSERT_COLUMNS}) SELECT {SELECTED} FROM {STAGING} ORDER BY n {CONFLICT}"
     )
     return int(cursor.rowcount)
 

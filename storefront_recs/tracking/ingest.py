@@ -22,6 +22,7 @@ from ..models import Event
 from ..privacy.suppression import Suppressions
 from ..safe_input import json_depth, text_problem
 from .identity import Visitor
+from .origin import origin_of
 from .schemas import MAX_PRICE, MAX_QUANTITY, MAX_VALUE, EventSchema, flatten_errors
 
 
@@ -117,6 +118,7 @@ def event_rows(
         "ts": ts or received_at,
         "client_ts": event.get("ts"),
         "source": source,
+        "origin": origin_of(source),
         "context": event.get("context") or None,
     }
     lines = event.get("items")
@@ -135,7 +137,7 @@ def store_rows(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
     """Insert rows, skipping any already stored; returns the event ids that were new."""
     if not rows:
         return set()
-    stmt = insert_ignoring_conflicts(conn.dialect.name, Event.__table__, ["event_id", "line_no"])
+    stmt = insert_ignoring_conflicts(conn.dialect.name, Event.__table__, ["event_id", "line_no", "origin"])
     result = conn.execute(stmt.returning(Event.__table__.c.event_id), rows)
     return {row[0] for row in result}
 

@@ -32,6 +32,7 @@ from ..safe_input import parse_json, text_problem
 from ..serving.api import recommender
 from ..serving.recommendation import WIDGET_KINDS
 from ..tracking.identity import Visitor
+from ..tracking.revenue import RevenuePolicy
 from .params import ascii_int
 
 CSRF_SESSION_KEY = "recs_admin_csrf"
@@ -122,9 +123,10 @@ def _dashboard_context(days: int) -> dict[str, Any]:
     with state.checked_engine().connect() as conn:
         runs = insights.model_runs(conn)
         labels, series = insights.traffic(conn, since, until)
-        widgets = insights.funnels(conn, "widget", since, until, window)
+        policy = RevenuePolicy.from_config(config)
+        widgets = insights.funnels(conn, "widget", since, until, window, revenue_policy=policy)
         campaigns = insights.funnels(conn, "campaign", since, until, window,
-                                     extra_impressions=insights.email_sends(conn, since, until))
+                                     extra_impressions=insights.email_sends(conn, since, until), revenue_policy=policy)
         coverage = insights.coverage(conn, since, until)
         top = insights.top_items(conn, since, until)
     experiments = [recs.experiment_results(e.key) for e in recs.experiments()]
