@@ -22,7 +22,7 @@ from . import db as dbmod
 from .catalog import Catalog
 from .config import apply_defaults
 from .errors import ConfigurationError, NotMigratedError, ValidationError
-from .tracking.identity import Visitor, hash_user_id, resolve_visitor, tracking_refused
+from .tracking.identity import Visitor, checked_id, hash_user_id, resolve_visitor, tracking_refused
 from .tracking.ingest import Limits, store_events, validate_events
 
 EXTENSION_KEY = "storefront_recs"
@@ -222,7 +222,8 @@ class RecsCore:
             if rejected:
                 raise ValidationError(f"invalid event: {rejected[0]['reason']}", {"event": rejected[0]["reason"]})
             visitor = Visitor(
-                user_key=None if user_id is None else state.user_key(user_id), anonymous_id=anonymous_id
+                user_key=None if user_id is None else state.user_key(user_id),
+                anonymous_id=None if anonymous_id is None else checked_id(anonymous_id),
             )
             with state.checked_engine().begin() as conn:
                 accepted, _ = store_events(conn, valid, visitor, source="server", use_client_ts=True)

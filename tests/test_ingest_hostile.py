@@ -224,3 +224,19 @@ def test_import_catalog_rejects_deep_lines_nul_and_bad_utf8_line_by_line(app: Fl
     assert "line 4: text must be valid Unicode" in result.output
     assert "line 5: " in result.output
     assert recs.catalog.count() == 2
+
+
+@pytest.mark.parametrize("anonymous_id", ["a\x00b", "x" * 65, "sku\ud800", ""])
+def test_an_anonymous_id_no_database_can_store_is_a_validation_error(app: Flask, recs: Recs, anonymous_id: str) -> None:
+    with pytest.raises(ValidationError, match="anonymous_id"):
+        recs.track("view", anonymous_id=anonymous_id, item_id="sku-1")
+    with pytest.raises(ValidationError, match="anonymous_id"):
+        recs.for_you(anonymous_id=anonymous_id)
+    assert stored(app) == {}
+
+
+def test_an_unhashed_user_id_no_database_can_store_is_a_validation_error(app: Flask, recs: Recs) -> None:
+    app.config["RECS_HASH_USER_IDS"] = False
+    with pytest.raises(ValidationError, match="user_id"):
+        recs.track("view", user_id="u\x00", item_id="sku-1")
+    assert recs.track("view", user_id="u1", item_id="sku-1")

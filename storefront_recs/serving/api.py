@@ -12,7 +12,7 @@ from ..core import RecsCore
 from ..engine.api import bundle_store
 from ..engine.bundle import ModelBundle
 from ..privacy.erasure import ErasureMask, add_erasure_listener
-from ..tracking.identity import Visitor
+from ..tracking.identity import Visitor, checked_id
 from .catalog_cache import CatalogCache
 from .popularity import PopularityIndex
 from .recommendation import Recommendation
@@ -127,4 +127,5 @@ class RecommendationAPI(RecsCore):
 
     def _visitor(self, user_id: Any, anonymous_id: str | None) -> Visitor:
         with self._context() as state:
-            return Visitor(user_key=None if user_id is None else state.user_key(user_id), anonymous_id=anonymous_id)
+            return Visitor(user_key=None if user_id is None else state.user_key(user_id),
+                           anonymous_id=None if anonymous_id is None else checked_id(anonymous_id))

@@ -24,7 +24,9 @@ from itsdangerous import BadSignature, Signer
 from sqlalchemy import Connection, select, update
 
 from ..db import insert_ignoring_conflicts, utcnow
-from ..models import Event, Identity
+from ..errors import ValidationError
+from ..models import KEY_LENGTH, Event, Identity
+from ..safe_input import text_problem
 
 ANON_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 COOKIE_SALT = "storefront-recs.anonymous-id"
@@ -45,8 +47,17 @@ class Visitor:
 def hash_user_id(secret: bytes, user_id: str, enabled: bool = True) -> str:
     """The stored form of a shop user id: a keyed hash, so a database copy names nobody."""
     if not enabled:
-        return str(user_id)
-    return hmac.new(secret, str(user_id).encode(), hashlib.sha256).hexdigest()[:40]
+        return checked_id(str(user_id), "user_id")
+    return hmac.new(secret, str(user_id).encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:40]
+
+
+def checked_id(value: Any, name: str = "anonymous_id") -> str:
+    """An id the shop's code passes (an anonymous id, or a user id stored unhashed) as it can be
+    stored and looked up: text of 1 to 64 characters without NUL or lone surrogates."""
+    if not isinstance(value, str) or not 1 <= len(value) <= KEY_LENGTH or text_problem(value):
+        raise ValidationError(f"{name} must be text of 1 to {KEY_LENGTH} characters (no NUL, valid Unicode)",
+                              {name: "invalid"})
+    return value
 
 
 def new_anonymous_id() -> str:
