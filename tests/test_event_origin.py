@@ -10,7 +10,8 @@ from conftest import new_event_id
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from test_privacy_helpers import set_anonymous_cookie
+from test_email import email_app, path_of  # noqa: F401  (fixture)
+from test_privacy_helpers import cookie, set_anonymous_cookie
 
 from storefront_recs import Recs
 from storefront_recs import db as dbmod
@@ -115,3 +116,13 @@ def test_the_migration_keeps_history_and_marks_browser_events_untrusted(database
     dbmod.upgrade(engine)
     assert dbmod.is_up_to_date(engine)
     engine.dispose()
+
+
+def test_email_attribution_prefers_the_shops_purchase_and_caps_the_browsers(email_app: Flask) -> None:  # noqa: F811
+    recs: Recs = email_app.extensions["storefront_recs"].recs
+    browser = email_app.test_client()
+    browser.get(path_of(recs.email_block("eve", n=1, campaign="weekly").items[0].click_url))
+    post(browser, type="purchase", item_id="coffee-1", value=1_000_000.0)
+    assert recs.email_attribution()[0]["revenue"] == 10_000.0
+    assert recs.track("purchase", anonymous_id=cookie(browser), item_id="coffee-1", value=12.0, event_id="order-000009")
+    assert recs.email_attribution()[0]["revenue"] == 12.0
