@@ -1,6 +1,7 @@
 """Validate events and store each one exactly once.
 
-Deduplication relies on the unique ``(event_id, line_no)`` constraint with
+Deduplication relies on the unique ``(event_id, line_no, origin)`` constraint (event ids are
+unique per origin: a browser's or the shop's, see ``origin``) with
 ``ON CONFLICT DO NOTHING``, so two workers receiving the same event at the same moment still
 store it once. The ``RETURNING`` clause tells which events were new.
 """
@@ -90,6 +91,8 @@ def _problem(raw: Any, limits: Limits) -> str | None:
         text = json.dumps(raw, separators=(",", ":"), default=str)
     except RecursionError:  # only a Python caller can build such a value
         text = "[" * (limits.max_json_depth + 1)
+    except (TypeError, ValueError):  # keys that JSON cannot hold, say (a Python caller again)
+        return "an event must hold only JSON values"
     if json_depth(text, limits.max_json_depth) > limits.max_json_depth:
         return f"event is nested deeper than {limits.max_json_depth} levels"
     size = len(text.encode())
