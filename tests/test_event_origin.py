@@ -3,6 +3,7 @@ revenue comes from the shop's own purchases when it sends them, browser values a
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from pathlib import Path
 
@@ -99,12 +100,15 @@ def test_the_migration_keeps_history_and_marks_browser_events_untrusted(database
     dbmod.upgrade(engine, "0001")
     with engine.begin() as conn:
         for event_id, source in (("evt-web-0001", "web"), ("evt-srv-0001", "server"), ("imp-0000000001", "import")):
-            conn.execute(text("INSERT INTO recs_events (event_id, line_no, type, quantity, ts, source) "
-                              "VALUES (:e, 0, 'purchase', 1, :ts, :s)"), {"e": event_id, "s": source, "ts": utcnow()})
+            conn.execute(text("INSERT INTO recs_events (event_id, line_no, type, quantity, value, ts, source) "
+                              "VALUES (:e, 0, 'purchase', 1, :v, :ts, :s)"),
+                         {"e": event_id, "s": source, "ts": utcnow(), "v": math.inf if source == "web" else 5.0})
     dbmod.upgrade(engine)
     with engine.begin() as conn:
         origins = dict(conn.execute(text("SELECT event_id, origin FROM recs_events")).all())
         assert origins == {"evt-web-0001": "browser", "evt-srv-0001": "shop", "imp-0000000001": "shop"}
+        values = dict(conn.execute(text("SELECT event_id, value FROM recs_events")).all())
+        assert values == {"evt-web-0001": None, "evt-srv-0001": 5.0, "imp-0000000001": 5.0}  # no Infinity left
         # Now a browser and the shop may both hold one id; a downgrade keeps the shop's.
         conn.execute(text("INSERT INTO recs_events (event_id, line_no, type, quantity, ts, source, origin) "
                           "VALUES ('evt-srv-0001', 0, 'page_view', 1, :ts, 'web', 'browser')"), {"ts": utcnow()})

@@ -2,7 +2,8 @@
 
 Browser events ('browser') and the shop's own ('shop': recs.track, imports, email clicks) get
 separate event-id namespaces, so a browser can never take an id the shop uses later (an order
-id, say). Browser purchases are the untrusted ones.
+id, say). Browser purchases are the untrusted ones. Infinite values stored before values were
+bounded are cleared.
 
 Revision ID: 0004_event_origin
 Revises: 0001
@@ -25,6 +26,10 @@ def upgrade() -> None:
     with op.batch_alter_table("recs_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("origin", sa.String(length=8), server_default="shop", nullable=False))
     op.execute("UPDATE recs_events SET origin = 'browser' WHERE source = 'web'")
+    # Values stored before they were bounded: an infinite one (price x quantity overflowing)
+    # made exports invalid JSON. Above the largest float is only infinity (and NaN on PostgreSQL).
+    op.execute("UPDATE recs_events SET value = NULL WHERE value > 1.7976931348623157e308 "
+               "OR value < -1.7976931348623157e308")
     with op.batch_alter_table("recs_events", schema=None) as batch_op:
         batch_op.drop_constraint(OLD_KEY, type_="unique")
         batch_op.create_unique_constraint(NEW_KEY, ["event_id", "line_no", "origin"])
