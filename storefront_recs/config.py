@@ -65,6 +65,10 @@ SETTINGS: dict[str, Setting] = {
         "Secret for hashing user ids and signing tokens; default: the app's SECRET_KEY, else a "
         "key generated once into the instance folder.", types=(str, bytes),
     ),
+    "RECS_SECRET_KEY_FALLBACKS": Setting(
+        [], "Older secrets still accepted on anonymous-id cookies while keys rotate (the cookie is "
+        "signed again with the current one); with no RECS_SECRET_KEY, Flask's SECRET_KEY_FALLBACKS count too.",
+    ),
     "RECS_HASH_USER_IDS": Setting(
         True, "Store shop user ids as keyed hashes (HMAC-SHA256), not in the clear."
     ),
@@ -92,6 +96,14 @@ SETTINGS: dict[str, Setting] = {
         300, "How far in the future a client 'ts' may be before the event is rejected."
     ),
     "RECS_MAX_PURCHASE_LINES": Setting(200, "Most line items in one purchase event."),
+    "RECS_MAX_JSON_DEPTH": Setting(
+        16, "Deepest nesting of arrays and objects in one event (the body is refused with 400 beyond it)."
+    ),
+    "RECS_MAX_QUANTITY": Setting(10_000, "Largest quantity of an event or purchase line."),
+    "RECS_MAX_PRICE": Setting(1e9, "Largest unit price of a purchase line."),
+    "RECS_MAX_VALUE": Setting(
+        1e12, "Largest value of an event, and of a purchase line's price x quantity."
+    ),
     # privacy
     "RECS_RESPECT_DNT": Setting(True, "Store nothing for requests with DNT: 1 or Sec-GPC: 1."),
     "RECS_REQUIRE_CONSENT": Setting(
@@ -265,6 +277,15 @@ SETTINGS: dict[str, Setting] = {
     ),
     "RECS_ATTRIBUTION_WINDOW": Setting(
         7 * 24 * 3600, "Seconds after a recommendation click within which a cart or purchase is credited to it."
+    ),
+    "RECS_REVENUE_SOURCE": Setting(
+        "auto",
+        "Purchases counted as conversions and revenue (dashboard, experiments, email attribution): 'shop' "
+        "(recs.track, imports), 'browser' (the snippet's, untrusted), 'all', or 'auto': the shop's when it "
+        "sent any in the period, else the browser's.",
+    ),
+    "RECS_MAX_BROWSER_PURCHASE_VALUE": Setting(
+        10_000.0, "Most revenue one browser-reported purchase line counts for (a browser can report anything)."
     ),
     "RECS_EXPERIMENT_MIN_VISITORS": Setting(
         200, "Visitors per variant below which experiment results carry a small-sample warning."

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .errors import ImportFileError
+from .safe_input import parse_json
 
+MAX_RECORD_DEPTH = 32  # of a JSONL line: deeper ones are rejected, not a stack overflow
 MAX_REPORTED = 1000
 
 
@@ -60,7 +61,7 @@ def iter_records(handle: Iterable[str], path: str) -> Iterator[tuple[int, dict[s
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = parse_json(line, MAX_RECORD_DEPTH)
             except ValueError as exc:
                 yield number, None, f"not valid JSON: {exc}"
                 continue

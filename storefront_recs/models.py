@@ -72,7 +72,8 @@ class Event(Base):
 
     __tablename__ = "recs_events"
     __table_args__ = (
-        UniqueConstraint("event_id", "line_no", name="uq_recs_events_event_id_line_no"),
+        # Event ids are unique per origin: a browser cannot take an id the shop uses.
+        UniqueConstraint("event_id", "line_no", "origin", name="uq_recs_events_event_id_line_no_origin"),
         Index("ix_recs_events_user_ts", "user_key", "ts"),
         Index("ix_recs_events_anon_ts", "anonymous_id", "ts"),
         Index("ix_recs_events_item_ts", "item_id", "ts"),
@@ -92,6 +93,8 @@ class Event(Base):
     ts: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     client_ts: Mapped[datetime | None] = mapped_column(DateTime)
     source: Mapped[str] = mapped_column(String(16), nullable=False, default="web")
+    # Who sent it: "browser" (untrusted: the public endpoint) or "shop" (recs.track, imports, ...).
+    origin: Mapped[str] = mapped_column(String(8), nullable=False, default="shop", server_default="shop")
     context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 

@@ -21,6 +21,7 @@ from storefront_recs.db import utcnow
 from storefront_recs.email.tokens import ClickTokens
 from storefront_recs.errors import ConfigurationError
 from storefront_recs.models import EmailClick, EmailSend, Event
+from storefront_recs.tracking.identity import read_anonymous_cookie
 
 PUBLIC = "https://shop.example"
 CATEGORIES = ("tea", "coffee", "books", "garden")
@@ -372,7 +373,9 @@ def test_the_latest_click_wins_and_a_guest_purchase_in_the_clicking_browser_coun
     client.get(path_of(recs.email_block("eve", n=1, campaign="weekly").items[0].click_url))
     shift_clicks(email_app, utcnow() - timedelta(hours=2))
     client.get(path_of(recs.email_block("eve", n=1, campaign="flash-sale").items[0].click_url))
-    anonymous_id = client.get_cookie("recs_aid").value  # type: ignore[union-attr]
+    with email_app.app_context():
+        anonymous_id = read_anonymous_cookie(client.get_cookie("recs_aid").value)[0]  # type: ignore[union-attr]
+    assert anonymous_id
     recs.track("purchase", anonymous_id=anonymous_id, item_id="coffee-1", value=12.0)
     report = {row["campaign"]: row for row in recs.email_attribution()}
     assert report["flash-sale"]["revenue"] == 12.0 and report["weekly"]["purchases"] == 0

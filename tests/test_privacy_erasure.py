@@ -11,7 +11,16 @@ import pytest
 from conftest import make_app
 from flask import Flask
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, func, insert, select
-from test_privacy_helpers import SERVER_ANON, all_rows, cookie, key_of, post, rows_mentioning, seed
+from test_privacy_helpers import (
+    SERVER_ANON,
+    all_rows,
+    cookie,
+    key_of,
+    post,
+    rows_mentioning,
+    seed,
+    set_anonymous_cookie,
+)
 
 from storefront_recs import Recs
 from storefront_recs.db import utcnow
@@ -87,7 +96,7 @@ def test_suppressed_user_is_not_stored_again_on_any_path(app: Flask, recs: Recs,
     assert recs.track("purchase", user_id="alice", item_id="sku-1", event_id="order-2001") is False
     # Her old browser, logged out.
     old_browser = app.test_client()
-    old_browser.set_cookie("recs_aid", shop.alice_browser)
+    set_anonymous_cookie(old_browser, shop.alice_browser)
     assert post(old_browser, "view", "sku-1")["accepted"] == 0
     # A new browser: anonymous events are stored until she logs in; then they are hers and go.
     new_browser = app.test_client()
@@ -246,5 +255,5 @@ def test_forget_anonymous_erases_one_browsers_history_only(app: Flask, recs: Rec
     assert rows_mentioning(app, [shop.alice_browser]) == []
     assert count(app, Event.user_key == shop.alice_key) == alice_events
     browser = app.test_client()
-    browser.set_cookie("recs_aid", shop.alice_browser)
+    set_anonymous_cookie(browser, shop.alice_browser)
     assert post(browser, "view", "sku-1")["accepted"] == 0  # suppressed

@@ -12,6 +12,7 @@ from sqlalchemy import MetaData, select
 
 from storefront_recs import Recs
 from storefront_recs import db as dbmod
+from storefront_recs.tracking.identity import anonymous_cookie_value, read_anonymous_cookie
 
 
 def all_rows(app: Flask) -> dict[str, list[dict[str, Any]]]:
@@ -57,9 +58,19 @@ def post(client: FlaskClient, kind: str, item: str) -> dict[str, Any]:
 
 
 def cookie(client: FlaskClient) -> str:
+    """The anonymous id in the client's (signed) cookie."""
     found = client.get_cookie("recs_aid")
     assert found is not None
-    return found.value
+    with client.application.app_context():
+        anonymous_id, _ = read_anonymous_cookie(found.value)
+    assert anonymous_id is not None
+    return anonymous_id
+
+
+def set_anonymous_cookie(client: FlaskClient, anonymous_id: str) -> None:
+    """Give the client the cookie the server would have issued for ``anonymous_id``."""
+    with client.application.app_context():
+        client.set_cookie("recs_aid", anonymous_cookie_value(anonymous_id))
 
 
 @dataclass

@@ -225,9 +225,10 @@ def test_health_reports_stale_when_the_model_is_old(shop: Flask) -> None:
 
 def test_bad_query_parameters_get_a_json_error_and_the_shops_pages_stay_untouched(shop: Flask) -> None:
     client = shop.test_client()
-    for query in ({"n": "many"}, {"n": 0}, {"n": 101}, {"min_price": "cheap"}):
+    for query in ({"n": "many"}, {"n": 0}, {"n": -1}, {"min_price": "cheap"}, {"n": "\uff15"}, {"n": "\u0662"},
+                  {"n": " 5"}, {"n": "5_0"}, {"min_price": "\uff15"}, {"max_price": "inf"}):
         response = client.get("/recs/api/v1/trending", query_string=query)
-        assert response.status_code == 400 and response.is_json and response.json["error"]
+        assert response.status_code == 400 and response.is_json and response.json["error"], query
     shop_404 = client.get("/no-such-page")
     assert shop_404.status_code == 404 and not shop_404.is_json
 

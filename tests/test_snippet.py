@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from storefront_recs.models import Event
+from storefront_recs.tracking.identity import read_anonymous_cookie
 from storefront_recs.web.snippet import STUB, safe_url
 
 STATIC = Path(__file__).resolve().parent.parent / "storefront_recs/static/storefront_recs/recs.min.js"
@@ -72,7 +73,9 @@ def test_a_page_with_the_snippet_issues_the_visitor_cookie_its_requests_then_sha
     assert client.get_cookie("recs_aid").value == issued.value  # no second id for the same visitor
     assert "Set-Cookie" not in client.get("/p/sku-2").headers
     with sqlite_app.extensions["storefront_recs"].engine.connect() as conn:
-        assert conn.execute(select(Event.anonymous_id)).scalars().all() == [issued.value]
+        stored = conn.execute(select(Event.anonymous_id)).scalars().all()
+    with sqlite_app.app_context():
+        assert stored == [read_anonymous_cookie(issued.value)[0]]
 
 
 def test_a_page_issues_no_cookie_without_consent_or_with_dnt(sqlite_uri: str, tmp_path: Path) -> None:

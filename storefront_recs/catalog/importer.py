@@ -37,7 +37,8 @@ def import_catalog(
     on_progress: Callable[[int], None] = lambda _: None,
 ) -> ImportReport:
     """Stream the file into the catalogue in batches; bad lines are reported, good ones kept."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    # Bytes that are not UTF-8 become lone surrogates: their lines are rejected one by one.
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         require_columns(path, handle, ("id",))
         return import_catalog_records(catalog, iter_records(counting_lines(handle, on_progress), path), batch_size)
 

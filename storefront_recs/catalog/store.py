@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from ..db import utcnow
 from ..errors import ValidationError, flatten_errors
 from ..models import Item
+from ..safe_input import text_problem
 from .schemas import CatalogItemSchema
 
 ITEM_COLUMNS = ("title", "url", "image_url", "price", "category", "description", "in_stock")
@@ -58,6 +59,10 @@ class Catalog:
         result = UpsertResult()
         merged: dict[str, dict[str, Any]] = {}
         for index, raw in enumerate(items):
+            problem = text_problem(dict(raw)) if isinstance(raw, Mapping) else "an item must be a mapping"
+            if problem is not None:
+                result.rejected.append({"index": index, "reason": problem})
+                continue
             try:
                 loaded = schema.load(dict(raw))
             except (SchemaError, TypeError, ValueError) as exc:

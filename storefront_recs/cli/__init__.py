@@ -150,7 +150,8 @@ def import_events_command(path: str, importer: str | None, indexes: str) -> None
     if importer is not None:
         events = import_event_records(state.checked_engine(), _importer_records(importer, "events", path),
                                       state.user_key, max_future, state.config["RECS_IMPORT_BATCH_SIZE"],
-                                      state.suppressions)
+                                      state.suppressions, int(state.config["RECS_MAX_QUANTITY"]),
+                                      float(state.config["RECS_MAX_VALUE"]))
         _report(events)
         _exit_for(events)
         return
@@ -167,6 +168,8 @@ def import_events_command(path: str, importer: str | None, indexes: str) -> None
             on_progress=progress,
             suppressions=state.suppressions,
             indexes=indexes,  # type: ignore[arg-type]
+            max_quantity=int(state.config["RECS_MAX_QUANTITY"]),
+            max_value=float(state.config["RECS_MAX_VALUE"]),
         ),
     )
     _exit_for(report)

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, Table, select
 
 from ..models import EmailClick, Event
 from ..tracking.attribution import LastClick
+from ..tracking.revenue import RevenuePolicy
 
 clicks = cast(Table, EmailClick.__table__)
 events = cast(Table, Event.__table__)
@@ -42,10 +43,12 @@ def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
 
 
 def email_attribution(engine: Engine, campaign: str | None = None, since: datetime | None = None,
-                      until: datetime | None = None, window: timedelta = timedelta(days=7)) -> list[dict[str, Any]]:
+                      until: datetime | None = None, window: timedelta = timedelta(days=7),
+                      revenue_policy: RevenuePolicy | None = None) -> list[dict[str, Any]]:
     """Per campaign (sorted by name): clicks, clickers, purchases, items and revenue of the
     clicks made in ``[since, until)``. Each purchase line counts once, for the latest click
-    before it."""
+    before it; purchases count as ``revenue_policy`` says."""
+    policy = revenue_policy or RevenuePolicy()
     stmt = select(clicks.c.user_key, clicks.c.anonymous_id, clicks.c.campaign, clicks.c.clicked_at)
     if campaign is not None:
         stmt = stmt.where(clicks.c.campaign == campaign)
@@ -58,8 +61,11 @@ def email_attribution(engine: Engine, campaign: str | None = None, since: dateti
         if not rows:
             return []
         first, last = rows[0].clicked_at, rows[-1].clicked_at + window
-        purchases = list(_purchases(conn, {r.user_key for r in rows},
-                                    {r.anonymous_id for r in rows if r.anonymous_id}, first, last).values())
+        counted_origins = policy.origins(conn, first, last)
+        purchases = [line for line in _purchases(conn, {r.user_key for r in rows},
+                                                 {r.anonymous_id for r in rows if r.anonymous_id},
+                                                 first, last).values()
+                     if line["origin"] in counted_origins]
     results: dict[str, CampaignAttribution] = {}
     clickers: dict[str, set[str]] = {}
     for row in rows:
@@ -82,8 +88,8 @@ def email_attribution(engine: Engine, campaign: str | None = None, since: dateti
             continue
         result = results[credited]
         result.items += 1
-        result.revenue += float(purchase["value"] or 0.0)
-        orders.setdefault(credited, set()).add(purchase["event_id"])
+        result.revenue += policy.value(purchase["origin"], purchase["value"])
+        orders.setdefault(credited, set()).add(f"{purchase['origin']}:{purchase['event_id']}")
     for name, result in results.items():
         result.clickers = len(clickers[name])
         result.purchases = len(orders.get(name, ()))
@@ -91,17 +97,17 @@ def email_attribution(engine: Engine, campaign: str | None = None, since: dateti
 
 
 def _purchases(conn: Any, user_keys: set[str], anonymous_ids: set[str], first: datetime,
-               last: datetime) -> dict[tuple[str, int], dict[str, Any]]:
+               last: datetime) -> dict[tuple[str, int, str], dict[str, Any]]:
     """Purchase lines of these people between the first click and the last click + window."""
     columns = (events.c.event_id, events.c.line_no, events.c.user_key, events.c.anonymous_id, events.c.value,
-               events.c.ts)
-    found: dict[tuple[str, int], dict[str, Any]] = {}
+               events.c.ts, events.c.origin)
+    found: dict[tuple[str, int, str], dict[str, Any]] = {}
     for column, values in ((events.c.user_key, user_keys), (events.c.anonymous_id, anonymous_ids)):
         for chunk in _chunks(values):
             stmt = select(*columns).where(column.in_(chunk), events.c.ts >= first, events.c.ts <= last,
                                           events.c.type == "purchase")
             for row in conn.execute(stmt):
-                found[(row.event_id, row.line_no)] = dict(row._mapping)
+                found[(row.event_id, row.line_no, row.origin)] = dict(row._mapping)
     return found
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -12,11 +14,13 @@ from sqlalchemy import Connection, Table, select, update
 from ..db import insert_ignoring_conflicts, utcnow
 from ..errors import ConfigurationError
 from ..models import Experiment as ExperimentRow
+from ..safe_input import text_problem
 from ..serving.recommendation import WIDGET_KINDS
 from ..tracking.schemas import parse_timestamp
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,23}$")
+NAME_LENGTH = 200  # recs_experiments.name
 HOLDOUTS = ("popular", "none")
 # Config keys a variant may override: how recommendations are made (blend, rules, diversity).
 OVERRIDABLE = frozenset({
@@ -84,40 +88,67 @@ def _time(value: Any, what: str) -> datetime | None:
 def parse_experiment(data: dict[str, Any], *, source: str = "config") -> Experiment:
     """Check a declaration (from config or the dashboard) and return it as an ``Experiment``."""
     key = str(data.get("key") or "")
-    if not KEY_PATTERN.match(key):
+    if not KEY_PATTERN.fullmatch(key):
         raise ConfigurationError(f"experiment key {key!r}: 1-40 of a-z 0-9 _ . - (starting with a letter or digit)")
     raw_variants = data.get("variants") or []
     if not isinstance(raw_variants, list) or len(raw_variants) < 2:
         raise ConfigurationError(f"experiment {key}: needs at least two variants")
-    variants = []
-    for raw in raw_variants:
-        name = str(raw.get("name") or "")
-        if not NAME_PATTERN.match(name):
-            raise ConfigurationError(f"experiment {key}: variant name {name!r}: 1-23 of A-Z a-z 0-9 _ . -")
-        percent = float(raw.get("percent", 0))
-        overrides = dict(raw.get("overrides") or {})
-        unknown = set(overrides) - OVERRIDABLE
-        if unknown:
-            raise ConfigurationError(f"experiment {key}, variant {name}: cannot override {sorted(unknown)}")
-        if overrides.get("holdout") not in (None, *HOLDOUTS):
-            raise ConfigurationError(f"experiment {key}, variant {name}: holdout is 'popular' or 'none'")
-        if percent < 0:
-            raise ConfigurationError(f"experiment {key}, variant {name}: negative percent")
-        variants.append(Variant(name, percent, overrides))
+    variants = [_variant(key, number, raw) for number, raw in enumerate(raw_variants, start=1)]
     if len({v.name for v in variants}) != len(variants):
         raise ConfigurationError(f"experiment {key}: variant names must differ")
     if sum(v.percent for v in variants) > 100.0001:
         raise ConfigurationError(f"experiment {key}: percents add up to more than 100")
     widgets = data.get("widgets")
     if widgets is not None:
+        if not isinstance(widgets, list | tuple | set | frozenset) or not all(isinstance(w, str) for w in widgets):
+            raise ConfigurationError(f"experiment {key}: widgets must be a list of widget kinds")
         widgets = frozenset(widgets)
         if not widgets <= set(WIDGET_KINDS):
             raise ConfigurationError(f"experiment {key}: widgets are among {', '.join(WIDGET_KINDS)}")
     starts_at, ends_at = _time(data.get("start"), "start"), _time(data.get("end"), "end")
     if starts_at and ends_at and ends_at <= starts_at:
         raise ConfigurationError(f"experiment {key}: ends before it starts")
-    return Experiment(key, str(data.get("name") or key), tuple(variants), widgets, starts_at, ends_at,
+    name = str(data.get("name") or key)
+    if len(name) > NAME_LENGTH or text_problem(name):
+        raise ConfigurationError(f"experiment {key}: the name must be text of at most {NAME_LENGTH} characters")
+    return Experiment(key, name, tuple(variants), widgets, starts_at, ends_at,
                       str(data.get("status") or "running"), source)
+
+
+def _variant(key: str, number: int, raw: Any) -> Variant:
+    """One variant of a declaration, checked: ``{"name", "percent", "overrides"}``."""
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"experiment {key}: variant {number} must be an object "
+                                 '{"name": ..., "percent": ..., "overrides": {...}}')
+    name = raw.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ConfigurationError(f"experiment {key}: variant name {name!r}: 1-23 of A-Z a-z 0-9 _ . -")
+    percent = raw.get("percent", 0)
+    if isinstance(percent, str):
+        try:
+            percent = float(percent) if percent.isascii() else math.nan
+        except ValueError:
+            percent = math.nan
+    if isinstance(percent, bool) or not isinstance(percent, int | float) or not math.isfinite(percent):
+        raise ConfigurationError(f"experiment {key}, variant {name}: percent must be a number")
+    overrides = raw.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise ConfigurationError(f"experiment {key}, variant {name}: overrides must be an object")
+    unknown = set(overrides) - OVERRIDABLE
+    if unknown:
+        raise ConfigurationError(f"experiment {key}, variant {name}: cannot override {sorted(unknown)}")
+    try:
+        json.dumps(overrides, allow_nan=False)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"experiment {key}, variant {name}: overrides must be JSON with finite "
+                                 "numbers") from None
+    if text_problem(overrides):
+        raise ConfigurationError(f"experiment {key}, variant {name}: overrides: {text_problem(overrides)}")
+    if overrides.get("holdout") not in (None, *HOLDOUTS):
+        raise ConfigurationError(f"experiment {key}, variant {name}: holdout is 'popular' or 'none'")
+    if percent < 0:
+        raise ConfigurationError(f"experiment {key}, variant {name}: negative percent")
+    return Variant(name, float(percent), dict(overrides))
 
 
 def to_row(experiment: Experiment) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Table, func, select
 
 from ..models import Event, Item, ModelRun
 from ..tracking.attribution import LastClick
+from ..tracking.revenue import RevenuePolicy
 
 events = cast(Table, Event.__table__)
 GATE_METRIC = "ndcg@10"
@@ -65,9 +66,12 @@ class Funnel:
 
 
 def funnels(conn: Connection, key: str, since: datetime, until: datetime, window_seconds: float,
-            extra_impressions: dict[str, int] | None = None) -> list[Funnel]:
+            extra_impressions: dict[str, int] | None = None,
+            revenue_policy: RevenuePolicy | None = None) -> list[Funnel]:
     """Per value of ``context[key]`` ('widget' or 'campaign'): CTR and last-click credited carts,
-    orders and revenue within the attribution window."""
+    orders and revenue within the attribution window (purchases as ``revenue_policy`` says)."""
+    policy = revenue_policy or RevenuePolicy()
+    counted_origins = policy.origins(conn, since, until)
     label = events.c.context[key].as_string()
     out: dict[str, Funnel] = {}
     for name, count in (extra_impressions or {}).items():
@@ -85,7 +89,7 @@ def funnels(conn: Connection, key: str, since: datetime, until: datetime, window
     last_click = LastClick[str](timedelta(seconds=window_seconds))
     flow = conn.execute(
         select(events.c.type, events.c.event_id, events.c.user_key, events.c.anonymous_id, events.c.ts,
-               events.c.value, label.label("label"))
+               events.c.value, events.c.origin, label.label("label"))
         .where(events.c.type.in_(("click", *CREDITED_TYPES)), events.c.ts >= since, events.c.ts <= until)
         .order_by(events.c.ts, events.c.id))
     for event in flow:
@@ -101,8 +105,10 @@ def funnels(conn: Connection, key: str, since: datetime, until: datetime, window
         if event.type == "add_to_cart":
             funnel.carts += 1
         else:
-            funnel.orders.add(event.event_id)
-            funnel.revenue += float(event.value or 0)
+            if event.origin not in counted_origins:
+                continue
+            funnel.orders.add(f"{event.origin}:{event.event_id}")
+            funnel.revenue += policy.value(event.origin, event.value)
     return sorted(out.values(), key=lambda f: (-f.clicks, -f.impressions, f.name))
 
 

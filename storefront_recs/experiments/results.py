@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Table, func, select
 from ..db import utcnow
 from ..models import Event, ExperimentAssignment
 from ..tracking.attribution import LastClick
+from ..tracking.revenue import RevenuePolicy
 from . import stats
 from .definitions import Experiment
 
@@ -96,13 +97,16 @@ def _window(conn: Connection, experiment: Experiment, now: datetime) -> tuple[da
 
 def experiment_results(conn: Connection, experiment: Experiment, *, window_seconds: float = 7 * 86400,
                        min_visitors: int = 200, confidence: float = 0.95,
-                       now: datetime | None = None) -> ExperimentResult:
-    """Count, attribute and compare every variant of ``experiment``."""
+                       now: datetime | None = None, revenue_policy: RevenuePolicy | None = None) -> ExperimentResult:
+    """Count, attribute and compare every variant of ``experiment``. Purchases count as
+    ``revenue_policy`` says (default: the shop's own when it sends them; browser values capped)."""
     now = now or utcnow()
     base = experiment.baseline()
     results = {v.name: VariantResult(v.name, experiment.tag(v.name), v.percent, v.holdout, v.name == base.name)
                for v in experiment.variants}
     since, until = _window(conn, experiment, now)
+    policy = revenue_policy or RevenuePolicy()
+    counted_origins = policy.origins(conn, since, until)
 
     # Assigned visitors (rows outside the traffic have variant '').
     person_variant: list[str] = []
@@ -148,11 +152,14 @@ def experiment_results(conn: Connection, experiment: Experiment, *, window_secon
     credited_orders: dict[str, set[str]] = {name: set() for name in results}
     flow = conn.execute(
         select(events.c.type, events.c.event_id, events.c.user_key, events.c.anonymous_id, events.c.ts,
-               events.c.value, tag.label("variant"))
+               events.c.value, events.c.origin, tag.label("variant"))
         .where(events.c.type.in_(("click", "add_to_cart", "purchase")), events.c.ts >= since, events.c.ts <= until)
         .order_by(events.c.ts, events.c.id)
     )
     for event in flow:
+        if event.type == "purchase" and event.origin not in counted_origins:
+            continue
+        value = policy.value(event.origin, event.value)
         person = by_user.get(event.user_key) if event.user_key else None
         if person is None and event.anonymous_id:
             person = by_anon.get(event.anonymous_id)
@@ -167,11 +174,11 @@ def experiment_results(conn: Connection, experiment: Experiment, *, window_secon
             if event.type == "add_to_cart":
                 result.credited_carts += 1
             else:
-                credited_orders[credited].add(event.event_id)
-                result.credited_revenue += float(event.value or 0)
+                credited_orders[credited].add(f"{event.origin}:{event.event_id}")
+                result.credited_revenue += value
         if event.type == "purchase" and person is not None and event.ts >= assigned_at[person]:
             converters.add(person)
-            revenue[person] = revenue.get(person, 0.0) + float(event.value or 0)
+            revenue[person] = revenue.get(person, 0.0) + value
 
     for index, name in enumerate(person_variant):
         result = results[name]

@@ -19,7 +19,7 @@ from ..assembly import EXTENSION_KEY, RecsState
 from ..catalog import Catalog
 from ..config import apply_defaults, validate
 from ..errors import ConfigurationError, ValidationError
-from ..tracking.identity import Visitor, resolve_visitor, tracking_refused
+from ..tracking.identity import Visitor, checked_id, resolve_visitor, tracking_refused
 from ..tracking.ingest import store_events, validate_events
 
 
@@ -143,7 +143,8 @@ class RecsCore:
             if rejected:
                 raise ValidationError(f"invalid event: {rejected[0]['reason']}", {"event": rejected[0]["reason"]})
             visitor = Visitor(
-                user_key=None if user_id is None else state.user_key(user_id), anonymous_id=anonymous_id
+                user_key=None if user_id is None else state.user_key(user_id),
+                anonymous_id=None if anonymous_id is None else checked_id(anonymous_id),
             )
             with state.checked_engine().begin() as conn:
                 accepted, _ = store_events(conn, valid, visitor, source="server", use_client_ts=True,

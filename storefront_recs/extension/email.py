@@ -14,6 +14,7 @@ from ..email.attribution import email_attribution
 from ..email.blocks import BlockMaker, BlockOptions, EmailBlock
 from ..email.links import public_base
 from ..errors import ConfigurationError
+from ..tracking.revenue import RevenuePolicy
 from .core import RecsCore
 
 
@@ -57,7 +58,8 @@ class EmailAPI(RecsCore):
         ``RECS_EMAIL_ATTRIBUTION_DAYS``) after the latest click by the same person."""
         with self._context() as state:
             days = state.config["RECS_EMAIL_ATTRIBUTION_DAYS"] if window_days is None else window_days
-            return email_attribution(state.checked_engine(), campaign, since, until, timedelta(days=float(days)))
+            return email_attribution(state.checked_engine(), campaign, since, until, timedelta(days=float(days)),
+                                     RevenuePolicy.from_config(state.config))
 
 
 def recs_email_block(user_id: Any, n: int = 4, campaign: str = "email", **options: Any) -> EmailBlock:

@@ -17,6 +17,7 @@ from ..experiments.definitions import Experiment, parse_experiment, to_row
 from ..experiments.results import ExperimentResult, experiment_results
 from ..models import Experiment as ExperimentRow
 from ..tracking.identity import Visitor
+from ..tracking.revenue import RevenuePolicy
 from .core import RecsCore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,6 +97,7 @@ class ExperimentsAPI(RecsCore):
                     conn, self.experiment(key), window_seconds=float(config["RECS_ATTRIBUTION_WINDOW"]),
                     min_visitors=int(config["RECS_EXPERIMENT_MIN_VISITORS"]),
                     confidence=float(config["RECS_EXPERIMENT_CONFIDENCE"]),
+                    revenue_policy=RevenuePolicy.from_config(config),
                 )
 
     # -- admin access -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 from ..serving.recommendation import Recommendation
 from ..serving.recommender import Answer
 from ..serving.rules import make_filters
-from ..tracking.identity import Visitor
+from ..tracking.identity import Visitor, checked_id
 from .core import RecsCore
 
 
@@ -57,4 +57,5 @@ class RecommendationAPI(RecsCore):
 
     def _visitor(self, user_id: Any, anonymous_id: str | None) -> Visitor:
         with self._context() as state:
-            return Visitor(user_key=None if user_id is None else state.user_key(user_id), anonymous_id=anonymous_id)
+            return Visitor(user_key=None if user_id is None else state.user_key(user_id),
+                           anonymous_id=None if anonymous_id is None else checked_id(anonymous_id))

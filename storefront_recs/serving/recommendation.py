@@ -11,7 +11,12 @@ WIDGET_KINDS = ("similar", "for-you", "trending", "recently-viewed", "bought-tog
 
 @dataclass(frozen=True)
 class Recommendation:
-    """One recommended item with why it was picked; ``to_dict()`` is the HTTP item shape."""
+    """One recommended item with why it was picked; ``to_dict()`` is the HTTP item shape.
+
+    ``reason`` is plain text that may hold a catalogue title: escape it wherever it goes into
+    HTML. ``reason_kind`` (see ``serving.reasons.REASON_KINDS``) and ``reason_item_id`` are its
+    parts, for a shop that builds its own label.
+    """
 
     item_id: str
     score: float
@@ -23,6 +28,8 @@ class Recommendation:
     price: float | None = None
     category: str | None = None
     token: str | None = None
+    reason_kind: str | None = None
+    reason_item_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -33,6 +40,8 @@ class Recommendation:
             "price": self.price,
             "score": round(float(self.score), 6),
             "reason": self.reason,
+            "reason_kind": self.reason_kind,
+            "reason_item_id": self.reason_item_id,
         }
         if self.token:
             data["token"] = self.token

@@ -27,9 +27,11 @@ from ..tracking.identity import Visitor
 from .answer_keys import frozen, history_key
 from .candidates import LRU, Candidates
 from .catalog_cache import CachedItem, CatalogCache
+from .limits import checked_n
 from .model import ModelBundle
 from .new_items import NewItems
 from .popularity import PopularityIndex
+from .reasons import Reason, reason_parts
 from .recommendation import Recommendation
 from .rules import Filters, Rules, diversify
 from .visitor_events import VisitorHistory, load_history
@@ -41,6 +43,11 @@ SIMILAR_CACHE_SIZE = 20_000
 CONTENT_CACHE_SIZE = 20_000
 TASTE_CACHE_SIZE = 20_000  # visitors' top items by ALS (50 ids and scores each)
 ANSWER_CACHE_SIZE = 4_096  # whole answers per worker, for-you and similar items each (~3 KB apiece)
+
+TASTE = Reason("picked for your taste", "your_taste")
+POPULAR = Reason("popular right now", "popular")
+FEATURED = Reason("featured", "featured")
+CATALOGUE = Reason("from our catalogue", "catalogue")
 
 
 @dataclass
@@ -204,6 +211,7 @@ class Recommender:
 
     # -- public verbs ---------------------------------------------------------------------------
     def similar(self, item_id: str, n: int, filters: Filters, overrides: Mapping[str, Any] | None = None) -> Answer:
+        n = checked_n(n, self.config["RECS_MAX_N"])
         self.catalog.refresh()
         bundle = self.bundle()
         settings = self.settings_for(overrides)
@@ -243,12 +251,13 @@ class Recommender:
         with one_blas_thread():
             if idx is not None:
                 self._add_ranked(candidates, bundle, *top_of_row(bundle.itemitem.similarity, idx, depth),
-                                 w.get("itemitem", 0), f"often viewed with {title}")
+                                 w.get("itemitem", 0), Reason(f"often viewed with {title}", "often_viewed_with", item_id))
                 self._add_ranked(candidates, bundle, *bundle.similar_als(idx, depth), w.get("als", 0),
-                                 f"similar to {title}")
-                self._plugin_neighbours(candidates, bundle, idx, depth, w, f"similar to {title}")
+                                 Reason(f"similar to {title}", "similar_to", item_id))
+                self._plugin_neighbours(candidates, bundle, idx, depth, w,
+                                        Reason(f"similar to {title}", "similar_to", item_id))
             ids, scores = self._content_neighbours(bundle, item_id, depth)
-        candidates.add_ids(ids, weighted(scores, w.get("content", 0)), f"similar to {title}")
+        candidates.add_ids(ids, weighted(scores, w.get("content", 0)), Reason(f"similar to {title}", "similar_to", item_id))
         candidates.resolve()  # once, here, not on every request that reads the cache
         self._similar_cache.put((item_id, depth, settings.key), candidates)
         return candidates
@@ -270,6 +279,7 @@ class Recommender:
 
     def for_you(self, visitor: Visitor, n: int, filters: Filters, context: dict[str, Any] | None = None,
                 overrides: Mapping[str, Any] | None = None) -> Answer:
+        n = checked_n(n, self.config["RECS_MAX_N"])
         self.catalog.refresh()
         bundle = self.bundle()
         settings = self.settings_for(overrides)
@@ -324,6 +334,7 @@ class Recommender:
 
     def trending(self, n: int, filters: Filters, context: dict[str, Any] | None = None,
                  overrides: Mapping[str, Any] | None = None) -> Answer:
+        n = checked_n(n, self.config["RECS_MAX_N"])
         self.catalog.refresh()
         bundle = self.bundle()
         settings = self.settings_for(overrides)
@@ -333,11 +344,12 @@ class Recommender:
         if bundle is not None:
             scores = bundle.trending
             top = np.argsort(-scores)[: max(4 * n, 40)]
-            candidates.add_indexes(top, weighted(scores[top], 1.0), "trending now")
+            candidates.add_indexes(top, weighted(scores[top], 1.0), Reason("trending now", "trending"))
         return self._finish("trending", candidates, n, filters, bundle, context=context, rules=settings.rules)
 
     def recently_viewed(self, visitor: Visitor, n: int, filters: Filters,
                         overrides: Mapping[str, Any] | None = None) -> Answer:
+        n = checked_n(n, self.config["RECS_MAX_N"])
         self.catalog.refresh()
         bundle = self.bundle()
         settings = self.settings_for(overrides)
@@ -349,7 +361,7 @@ class Recommender:
         for rank, item_id in enumerate(viewed):
             item = self.catalog.get(item_id)
             if filters.admits(item) and item is not None:
-                items.append(self._recommendation("recently-viewed", item, 1.0 / (rank + 1), "you viewed this",
+                items.append(self._recommendation("recently-viewed", item, 1.0 / (rank + 1), Reason("you viewed this", "recently_viewed"),
                                                   "model", len(items), bundle.version if bundle else "-"))
             if len(items) == n:
                 break
@@ -357,6 +369,7 @@ class Recommender:
 
     def bought_together(self, item_id: str, n: int, filters: Filters,
                         overrides: Mapping[str, Any] | None = None) -> Answer:
+        n = checked_n(n, self.config["RECS_MAX_N"])
         self.catalog.refresh()
         bundle = self.bundle()
         settings = self.settings_for(overrides)
@@ -366,7 +379,8 @@ class Recommender:
         candidates = self._candidates(bundle)
         if bundle is not None and item_id in bundle.item_index:
             ids, scores = bundle.bought_together(bundle.item_index[item_id], max(4 * n, 40))
-            self._add_ranked(candidates, bundle, ids, scores, 1.0, f"bought together with {self._title(item_id)}")
+            self._add_ranked(candidates, bundle, ids, scores, 1.0, Reason(
+                f"bought together with {self._title(item_id)}", "bought_together_with", item_id))
         return self._finish("bought-together", candidates, n, filters.excluding([item_id]), bundle,
                             category=seed.category if seed else None, seed_item=item_id, rules=settings.rules)
 
@@ -393,17 +407,17 @@ class Recommender:
         fresh = history.newest() is not None and history.newest() > bundle.created_at  # type: ignore[operator]
         if w.get("als", 0) > 0:
             ids, scores = self._taste(bundle, None if fresh else user_idx, history, depth, skip)
-            self._add_ranked(candidates, bundle, ids, scores, w["als"], "picked for your taste")
+            self._add_ranked(candidates, bundle, ids, scores, w["als"], TASTE)
         if w.get("ease", 0) > 0 and bundle.ease.nnz:
             ids, scores = bundle.recommend_ease(self._interaction_weights(bundle, history)[0], depth, skip, user_idx)
-            self._add_ranked(candidates, bundle, ids, scores, w["ease"], "picked for your taste")
+            self._add_ranked(candidates, bundle, ids, scores, w["ease"], TASTE)
         self._plugin_candidates(candidates, bundle, history, depth, skip, w)
         if user_idx is None and history.empty:
             return  # a stranger: the context-aware fallback answers
         if w.get("popularity", 0) > 0:
             top = self._most_popular(bundle)
             top = top[~np.isin(top, skip)][:depth] if skip else top[:depth]
-            self._add_ranked(candidates, bundle, top, bundle.popularity[top], w["popularity"], "popular right now")
+            self._add_ranked(candidates, bundle, top, bundle.popularity[top], w["popularity"], POPULAR)
         # Neighbours of what the visitor just looked at: item-item (strong on sparse shop data),
         # or content neighbours for items without co-interactions (new, or never bought). Seed
         # weights sum to one, so this source weighs ``itemitem`` however many seeds there are.
@@ -411,7 +425,7 @@ class Recommender:
         seed_total = sum(SEED_DECAY**rank for rank in range(len(seeds))) or 1.0
         for rank, (item_id, verb) in enumerate(seeds):
             weight = w.get("itemitem", 0) * SEED_DECAY**rank / seed_total
-            reason = f"because you {verb} {self._title(item_id)}"
+            reason = Reason(f"because you {verb} {self._title(item_id)}", f"because_you_{verb}", item_id)
             idx = bundle.item_index.get(item_id)
             ids, scores = (top_of_row(bundle.itemitem.similarity, idx, depth + len(skip)) if idx is not None
                            else (np.zeros(0, np.int64), np.zeros(0, np.float32)))
@@ -446,7 +460,7 @@ class Recommender:
             ids, scores = profile_lists(source, profile, depth + len(skip))
             keep = (ids[0] >= 0) & ~np.isin(ids[0], skip)
             self._add_ranked(candidates, bundle, ids[0][keep][:depth], scores[0][keep][:depth], w[name],
-                             type(source).reason)
+                             Reason(type(source).reason, "your_taste"))
 
     def _taste(self, bundle: ModelBundle, user_idx: int | None, history: VisitorHistory, depth: int,
                skip: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -561,7 +575,7 @@ class Recommender:
             ranked = iter(sorted(((item, rules.adjust(item, score), reason) for item, score, reason in ranked),
                                  key=lambda entry: (-entry[1], entry[0].id)))
         pinned = [self.catalog.get(i) for i in rules.pinned.get(kind, [])]
-        pinned_entries = [(item, 1e9, "featured") for item in pinned if filters.admits(item) and item is not None]
+        pinned_entries = [(item, 1e9, FEATURED) for item in pinned if filters.admits(item) and item is not None]
         pinned_ids = {entry[0].id for entry in pinned_entries}
         ordered = chain(pinned_entries, (entry for entry in ranked if entry[0].id not in pinned_ids))
         chosen = diversify(ordered, n, rules.category_cap(kind, n))
@@ -603,25 +617,26 @@ class Recommender:
         if seed_item is not None and bundle is not None:
             title = self._title(seed_item)
             ids, scores = self._content_neighbours(bundle, seed_item, needed * 4 + 20)
-            take(ids, scores, lambda _: f"similar to {title}")
+            take(ids, scores, lambda _: Reason(f"similar to {title}", "similar_to", seed_item))
         ranked = self.popularity.ranked(bundle, self.catalog, context or {})
         if category is not None and len(chosen) < needed:
             in_category = self.popularity.ranked_in_category(bundle, self.catalog, category)
-            take(in_category, (0.5 / (r + 1) for r in range(len(in_category))), lambda i: f"popular in {category}")
+            take(in_category, (0.5 / (r + 1) for r in range(len(in_category))), lambda i: Reason(f"popular in {category}", "popular_in_category"))
         if len(chosen) < needed:
             take(ranked, (0.25 / (r + 1) for r in range(len(ranked))),
-                 lambda i: f"popular in {i.category}" if i.category else "popular right now")
+                 lambda i: Reason(f"popular in {i.category}", "popular_in_category") if i.category else POPULAR)
         if len(chosen) < needed:
             rest = sorted(self.catalog.items)
-            take(rest, (0.0 for _ in rest), lambda _: "from our catalogue")
+            take(rest, (0.0 for _ in rest), lambda _: CATALOGUE)
         return chosen
 
     def _recommendation(self, kind: str, item: CachedItem, score: float, reason: str, source: str,
                         position: int, version: str) -> Recommendation:
+        reason_kind, reason_item_id = reason_parts(reason)
         return Recommendation(
-            item_id=item.id, score=score, reason=reason, source=source, title=item.title, url=item.url,
+            item_id=item.id, score=score, reason=str(reason), source=source, title=item.title, url=item.url,
             image_url=item.image_url, price=item.price, category=item.category,
-            token=self._token(kind, version, position),
+            token=self._token(kind, version, position), reason_kind=reason_kind, reason_item_id=reason_item_id,
         )
 
     def _token(self, kind: str, version: str, position: int) -> str:

@@ -2,7 +2,7 @@
 
 Keeping five lookup indexes up to date row by row costs an import more than the rows
 themselves once the indexes outgrow the database's cache; building them once at the end, from
-the finished table, costs a fraction of that. The unique ``(event_id, line_no)`` key is never
+the finished table, costs a fraction of that. The unique ``(event_id, line_no, origin)`` key is never
 dropped: it is what keeps an import idempotent.
 
 While the indexes are gone, queries that use them (a visitor's history, an item's events)

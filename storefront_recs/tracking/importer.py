@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,12 +32,14 @@ from ..db import larger_sqlite_cache
 from ..importing import ImportReport, counting_lines, is_jsonl, iter_records, require_columns
 from ..models import ITEM_ID_LENGTH
 from ..privacy.suppression import Suppressions
+from ..safe_input import has_bad_character
 from .import_indexes import IndexMode, indexes_deferred, should_defer
 from .schemas import (
     EPOCH,
     EVENT_ID_PATTERN,
     EVENT_TYPES,
     MAX_QUANTITY,
+    MAX_VALUE,
     SECONDS_DIGITS,
     parse_timestamp,
 )
@@ -93,8 +96,12 @@ class EventRowParser:
         user_key: Callable[[str], str],
         max_future: timedelta,
         suppressed: Callable[[str], bool] = lambda _: False,
+        max_quantity: int = MAX_QUANTITY,
+        max_value: float = MAX_VALUE,
     ) -> None:
         self.width = len(header)
+        self.max_quantity = max_quantity
+        self.max_value = max_value
         position = {name: index for index, name in enumerate(header)}
         # Absent optional columns point one past the row, at the empty cell ``parse`` appends.
         self._columns = itemgetter(*(position.get(name, self.width) for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS))
@@ -115,6 +122,8 @@ class EventRowParser:
         user_id, item_id, kind, stamp, quantity_text, value_text, event_id = map(str.strip, self._columns(cells))
         if not user_id:
             raise RowError("user_id is empty")
+        if has_bad_character(user_id) or has_bad_character(item_id):
+            raise RowError("user_id and item_id must be valid UTF-8 text without NUL characters")
         if not item_id or len(item_id) > ITEM_ID_LENGTH:
             raise RowError(f"item_id must be 1 to {ITEM_ID_LENGTH} characters")
         if kind not in TYPES:
@@ -159,31 +168,37 @@ class EventRowParser:
             raise RowError("timestamp is in the future")
         return ts.isoformat(" ", "microseconds")
 
-    @staticmethod
-    def _quantity(text: str) -> int:
-        try:
-            quantity = int(float(text))
-        except ValueError:
-            raise RowError(f"quantity {text!r} is not a number") from None
-        if not 1 <= quantity <= MAX_QUANTITY:
-            raise RowError(f"quantity must be 1 to {MAX_QUANTITY}")
-        return quantity
+    def _quantity(self, text: str) -> int:
+        number = _number(text, "quantity")
+        if not 1 <= number <= self.max_quantity:
+            raise RowError(f"quantity must be 1 to {self.max_quantity}")
+        return int(number)
 
-    @staticmethod
-    def _value(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise RowError(f"value {text!r} is not a number") from None
-        if value != value or value < 0 or value == float("inf"):
-            raise RowError("value must be a finite number >= 0")
+    def _value(self, text: str) -> float:
+        value = _number(text, "value")
+        if not 0 <= value <= self.max_value:
+            raise RowError(f"value must be a number from 0 to {self.max_value:g}")
         return value
 
 
+def _number(text: str, name: str) -> float:
+    """A finite number written in ASCII (``float`` alone would read full-width digits and 'inf')."""
+    try:
+        number = float(text) if text.isascii() else math.nan
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise RowError(f"{name} {text!r} is not a finite number")
+    return number
+
+
 WRITTEN = ("event_id", "type", "user_key", "item_id", "quantity", "value", "ts")
-# Every imported row has line_no 0, no anonymous id, client time or context, and source 'import'.
-INSERT_COLUMNS = "event_id, line_no, type, user_key, anonymous_id, item_id, quantity, value, ts, client_ts, source, context"
-SELECTED = "event_id, 0, type, user_key, NULL, item_id, quantity, value, ts, NULL, 'import', NULL"
+# Every imported row has line_no 0, no anonymous id, client time or context, source 'import'
+# and origin 'shop' (an import is the shop's own data: its event ids share recs.track's namespace).
+INSERT_COLUMNS = ("event_id, line_no, type, user_key, anonymous_id, item_id, quantity, value, ts, client_ts, source, "
+                  "origin, context")
+SELECTED = "event_id, 0, type, user_key, NULL, item_id, quantity, value, ts, NULL, 'import', 'shop', NULL"
+CONFLICT = "ON CONFLICT (event_id, line_no, origin) DO NOTHING"
 STAGING = "recs_import_events"
 IMPORT_SQLITE_CACHE_KB = 262_144
 
@@ -202,8 +217,8 @@ def bulk_insert(conn: Connection, rows: list[EventRow]) -> int:
     try:
         if conn.dialect.name == "sqlite":
             cursor.executemany(
-                f"INSERT INTO recs_events ({INSERT_COLUMNS}) VALUES (?, 0, ?, ?, NULL, ?, ?, ?, ?, NULL, 'import', NULL) "
-                "ON CONFLICT (event_id, line_no) DO NOTHING",
+                f"INSERT INTO recs_events ({INSERT_COLUMNS}) VALUES (?, 0, ?, ?, NULL, ?, ?, ?, ?, NULL, 'import', "
+                f"'shop', NULL) {CONFLICT}",
                 rows,
             )
             return int(cursor.rowcount)
@@ -230,8 +245,7 @@ def _copy_insert(cursor: psycopg.Cursor[Any], rows: list[EventRow]) -> int:
         for row in rows:
             copy.write_row(row)
     cursor.execute(
-        f"INSERT INTO recs_events ({INSERT_COLUMNS}) SELECT {SELECTED} FROM {STAGING} ORDER BY n "
-        "ON CONFLICT (event_id, line_no) DO NOTHING"
+        f"INSERT INTO recs_events ({INSERT_COLUMNS}) SELECT {SELECTED} FROM {STAGING} ORDER BY n {CONFLICT}"
     )
     return int(cursor.rowcount)
 
@@ -296,6 +310,8 @@ def import_events(
     on_progress: Callable[[int], None] = lambda _: None,
     suppressions: Suppressions | None = None,
     indexes: IndexMode = "auto",
+    max_quantity: int = MAX_QUANTITY,
+    max_value: float = MAX_VALUE,
 ) -> EventImportReport:
     """Import a CSV (or JSONL) file of events; rows of suppressed (erased) users are skipped and counted.
 
@@ -303,7 +319,8 @@ def import_events(
     ``indexes``: build the events table's lookup indexes once at the end instead of row by row
     ("defer"), never ("keep"), or for a backfill only ("auto"; see ``import_indexes``).
     """
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    # Bytes that are not UTF-8 become lone surrogates, and their rows are rejected one by one.
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         require_columns(path, handle, REQUIRED_COLUMNS)
         lines = counting_lines(handle, on_progress)
         if is_jsonl(path):
@@ -314,7 +331,7 @@ def import_events(
             header = tuple(next(reader))
             rows = ((reader.line_num, cells, None) for cells in reader)
         return import_event_rows(engine, header, rows, user_key, max_future, batch_size, suppressions,
-                                 should_defer(engine, path, indexes))
+                                 should_defer(engine, path, indexes), max_quantity, max_value)
 
 
 def import_event_records(
@@ -324,11 +341,13 @@ def import_event_records(
     max_future: timedelta,
     batch_size: int = 50_000,
     suppressions: Suppressions | None = None,
+    max_quantity: int = MAX_QUANTITY,
+    max_value: float = MAX_VALUE,
 ) -> EventImportReport:
     """Import event records (dicts with the CSV's columns), e.g. from an importer plugin."""
     numbered = ((number, dict(record), None) for number, record in enumerate(records, start=1))
     return import_event_rows(engine, COLUMNS, record_rows(numbered), user_key, max_future, batch_size,
-                             suppressions, defer=False)
+                             suppressions, False, max_quantity, max_value)
 
 
 def record_rows(records: Iterable[tuple[int, dict[str, Any] | None, str | None]]
@@ -354,6 +373,8 @@ def import_event_rows(
     batch_size: int,
     suppressions: Suppressions | None,
     defer: bool,
+    max_quantity: int = MAX_QUANTITY,
+    max_value: float = MAX_VALUE,
 ) -> EventImportReport:
     """The import itself: ``rows`` are ``(line number, cells in header order, error)``."""
     report = EventImportReport()
@@ -361,7 +382,7 @@ def import_event_rows(
     if suppressions is not None:
         with engine.connect() as conn:
             suppressed = suppressions.user_checker(conn)
-    parser = EventRowParser(header, user_key, max_future, suppressed)
+    parser = EventRowParser(header, user_key, max_future, suppressed, max_quantity, max_value)
     batch: list[EventRow] = []
     with indexes_deferred(engine, defer), BatchWriter(engine, report) as writer:
         for number, cells, error in rows:

@@ -1,6 +1,7 @@
 """Validate events and store each one exactly once.
 
-Deduplication relies on the unique ``(event_id, line_no)`` constraint with
+Deduplication relies on the unique ``(event_id, line_no, origin)`` constraint (event ids are
+unique per origin: a browser's or the shop's, see ``origin``) with
 ``ON CONFLICT DO NOTHING``, so two workers receiving the same event at the same moment still
 store it once. The ``RETURNING`` clause tells which events were new.
 """
@@ -8,20 +9,23 @@ store it once. The ``RETURNING`` clause tells which events were new.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from marshmallow import ValidationError as SchemaError
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 
 from ..db import insert_ignoring_conflicts, utcnow
 from ..errors import flatten_errors
 from ..models import Event
 from ..privacy.suppression import Suppressions
+from ..safe_input import json_depth, text_problem
 from .identity import Visitor
-from .schemas import EventSchema
+from .origin import origin_of
+from .schemas import MAX_PRICE, MAX_QUANTITY, MAX_VALUE, EventSchema
 
 
 @dataclass
@@ -39,6 +43,10 @@ class Limits:
     max_event_bytes: int
     max_future: timedelta
     max_lines: int
+    max_quantity: int = MAX_QUANTITY
+    max_price: float = MAX_PRICE
+    max_value: float = MAX_VALUE
+    max_json_depth: int = 16
 
     @classmethod
     def from_config(cls, config: Any) -> Limits:
@@ -46,31 +54,60 @@ class Limits:
             max_event_bytes=config["RECS_MAX_EVENT_BYTES"],
             max_future=timedelta(seconds=config["RECS_MAX_FUTURE_SECONDS"]),
             max_lines=config["RECS_MAX_PURCHASE_LINES"],
+            max_quantity=int(config["RECS_MAX_QUANTITY"]),
+            max_price=float(config["RECS_MAX_PRICE"]),
+            max_value=float(config["RECS_MAX_VALUE"]),
+            max_json_depth=int(config["RECS_MAX_JSON_DEPTH"]),
         )
+
+    def schema(self) -> EventSchema:
+        return EventSchema(max_future=self.max_future, max_lines=self.max_lines, max_quantity=self.max_quantity,
+                           max_price=self.max_price, max_value=self.max_value)
+
+
+def check_events(raw_events: Sequence[Any], limits: Limits) -> tuple[list[tuple[int, dict[str, Any]]],
+                                                                     list[dict[str, Any]]]:
+    """Give each raw event a verdict: ``(index, loaded event)`` when valid, else an
+    ``{"index", "reason"}`` rejection. One bad event never affects another."""
+    schema = limits.schema()
+    valid: list[tuple[int, dict[str, Any]]] = []
+    rejected: list[dict[str, Any]] = []
+    for index, raw in enumerate(raw_events):
+        reason = _problem(raw, limits)
+        if reason is None:
+            try:
+                valid.append((index, schema.load(raw)))
+                continue
+            except SchemaError as exc:
+                reason = flatten_errors(exc.messages)
+        rejected.append({"index": index, "reason": reason})
+    return valid, rejected
+
+
+def _problem(raw: Any, limits: Limits) -> str | None:
+    """Why ``raw`` cannot even be looked at by the schema, or None."""
+    if not isinstance(raw, dict):
+        return "an event must be a JSON object"
+    try:
+        text = json.dumps(raw, separators=(",", ":"), default=str)
+    except RecursionError:  # only a Python caller can build such a value
+        text = "[" * (limits.max_json_depth + 1)
+    except (TypeError, ValueError):  # keys that JSON cannot hold, say (a Python caller again)
+        return "an event must hold only JSON values"
+    if json_depth(text, limits.max_json_depth) > limits.max_json_depth:
+        return f"event is nested deeper than {limits.max_json_depth} levels"
+    size = len(text.encode())
+    if size > limits.max_event_bytes:
+        return f"event is {size} bytes, over the limit of {limits.max_event_bytes}"
+    return text_problem(raw)
 
 
 def validate_events(
     raw_events: Sequence[Any], limits: Limits
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Split raw events into loaded valid ones and ``{"index", "reason"}`` rejections."""
-    schema = EventSchema(max_future=limits.max_future, max_lines=limits.max_lines)
-    valid: list[dict[str, Any]] = []
-    rejected: list[dict[str, Any]] = []
-    for index, raw in enumerate(raw_events):
-        if not isinstance(raw, dict):
-            rejected.append({"index": index, "reason": "an event must be a JSON object"})
-            continue
-        size = len(json.dumps(raw, separators=(",", ":"), default=str).encode())
-        if size > limits.max_event_bytes:
-            rejected.append(
-                {"index": index, "reason": f"event is {size} bytes, over the limit of {limits.max_event_bytes}"}
-            )
-            continue
-        try:
-            valid.append(schema.load(raw))
-        except SchemaError as exc:
-            rejected.append({"index": index, "reason": flatten_errors(exc.messages)})
-    return valid, rejected
+    valid, rejected = check_events(raw_events, limits)
+    return [event for _, event in valid], rejected
 
 
 def event_rows(
@@ -85,6 +122,7 @@ def event_rows(
         "ts": ts or received_at,
         "client_ts": event.get("ts"),
         "source": source,
+        "origin": origin_of(source),
         "context": event.get("context") or None,
     }
     lines = event.get("items")
@@ -103,7 +141,7 @@ def store_rows(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
     """Insert rows, skipping any already stored; returns the event ids that were new."""
     if not rows:
         return set()
-    stmt = insert_ignoring_conflicts(conn.dialect.name, Event.__table__, ["event_id", "line_no"])
+    stmt = insert_ignoring_conflicts(conn.dialect.name, Event.__table__, ["event_id", "line_no", "origin"])
     result = conn.execute(stmt.returning(Event.__table__.c.event_id), rows)
     return {row[0] for row in result}
 
@@ -138,3 +176,60 @@ def store_events(
         rows.extend(event_rows(event, visitor, source, now, event.get("ts") if use_client_ts else None))
     new_ids = store_rows(conn, rows)
     return len(new_ids), duplicates + len(seen) - len(new_ids)
+
+
+def _refused_by_database(exc: StatementError) -> bool:
+    """True when the database refused these rows (bad data), False when it is unreachable or
+    failing: then the error goes up (nothing is stored and the client retries)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return False
+    return not getattr(exc, "connection_invalidated", False)
+
+
+def store_batch(
+    engine: Engine,
+    events: Sequence[tuple[int, dict[str, Any]]],
+    visitor: Visitor,
+    source: str,
+    prepare: Callable[[Connection], object] = lambda _conn: None,
+    suppressions: Suppressions | None = None,
+) -> IngestResult:
+    """Store a checked batch (``(index, event)`` pairs) in one transaction; ``suppressions``
+    as for :func:`store_events`.
+
+    Should the database still refuse a row, the batch is rolled back and each event is
+    stored in a transaction of its own: the refused ones are reported by index, the others
+    are kept. ``prepare(conn)`` runs first in each transaction (e.g. linking an identity).
+    """
+    try:
+        with engine.begin() as conn:
+            prepare(conn)
+            accepted, duplicates = store_events(conn, [event for _, event in events], visitor, source,
+                                                suppressions=suppressions)
+        return IngestResult(accepted=accepted, duplicates=duplicates)
+    except StatementError as exc:
+        if not _refused_by_database(exc):
+            raise
+    result = IngestResult()
+    seen: set[str] = set()
+    for index, event in events:
+        if event["event_id"] in seen:
+            result.duplicates += 1
+            continue
+        seen.add(event["event_id"])
+        try:
+            with engine.begin() as conn:
+                prepare(conn)
+                accepted, duplicates = store_events(conn, [event], visitor, source, suppressions=suppressions)
+        except StatementError as exc:
+            if not _refused_by_database(exc):
+                raise
+            result.rejected.append({"index": index, "reason": _refusal(exc)})
+            continue
+        result.accepted += accepted
+        result.duplicates += duplicates
+    return result
+
+
+def _refusal(exc: StatementError) -> str:
+    return f"the database refused this event ({type(exc.orig or exc).__name__})"

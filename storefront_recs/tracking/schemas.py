@@ -30,7 +30,10 @@ EVENT_TYPES = (
 )
 ITEM_EVENT_TYPES = frozenset({"view", "add_to_cart", "remove_from_cart", "impression", "click"})
 EVENT_ID_PATTERN = rf"^[A-Za-z0-9_.:-]{{8,{EVENT_ID_LENGTH}}}$"
+# Defaults of RECS_MAX_QUANTITY, RECS_MAX_PRICE and RECS_MAX_VALUE (see config.py).
 MAX_QUANTITY = 10_000
+MAX_PRICE = 1e9
+MAX_VALUE = 1e12
 # Unix times above this are taken as milliseconds (1e11 s is the year 5138).
 MILLISECONDS_THRESHOLD = 1e11
 SECONDS_DIGITS = 11  # a string of at most 11 digits is below the threshold: seconds
@@ -102,7 +105,7 @@ class LineItemSchema(Schema):
         unknown = EXCLUDE
 
     item_id = _text(ITEM_ID_LENGTH, required=True)
-    quantity = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_QUANTITY))
+    quantity = fields.Integer(load_default=1, validate=validate.Range(min=1))
     price = fields.Float(allow_nan=False, validate=validate.Range(min=0), allow_none=True)
 
 
@@ -116,15 +119,41 @@ class EventSchema(Schema):
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
     item_id = _text(ITEM_ID_LENGTH)
     items = fields.List(fields.Nested(LineItemSchema), validate=validate.Length(min=1))
-    quantity = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_QUANTITY))
+    quantity = fields.Integer(load_default=1, validate=validate.Range(min=1))
     value = fields.Float(allow_nan=False, validate=validate.Range(min=0), allow_none=True)
     ts = Timestamp()
     context = fields.Nested(ContextSchema)
 
-    def __init__(self, *, max_future: timedelta, max_lines: int, **kwargs: Any) -> None:
+    def __init__(self, *, max_future: timedelta, max_lines: int, max_quantity: int = MAX_QUANTITY,
+                 max_price: float = MAX_PRICE, max_value: float = MAX_VALUE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.max_future = max_future
         self.max_lines = max_lines
+        self.max_quantity = max_quantity
+        self.max_price = max_price
+        self.max_value = max_value
+
+    def _check_amounts(self, data: dict[str, Any]) -> None:
+        """Quantities, prices and values within the configured bounds, and every line's
+        ``price x quantity`` too: no stored value can be infinite or absurd."""
+        errors: dict[str, Any] = {}
+        if data.get("quantity", 1) > self.max_quantity:
+            errors["quantity"] = [f"at most {self.max_quantity}"]
+        if (data.get("value") or 0) > self.max_value:
+            errors["value"] = [f"at most {self.max_value:g}"]
+        for number, line in enumerate(data.get("items") or []):
+            problems = []
+            if line.get("quantity", 1) > self.max_quantity:
+                problems.append(f"quantity: at most {self.max_quantity}")
+            price = line.get("price")
+            if price is not None and price > self.max_price:
+                problems.append(f"price: at most {self.max_price:g}")
+            elif price is not None and price * line.get("quantity", 1) > self.max_value:
+                problems.append(f"price x quantity: at most {self.max_value:g}")
+            if problems:
+                errors[f"items.{number}"] = ["; ".join(problems)]
+        if errors:
+            raise ValidationError(errors)
 
     @validates_schema
     def check_consistency(self, data: dict[str, Any], **_: Any) -> None:
@@ -138,6 +167,7 @@ class EventSchema(Schema):
                 raise ValidationError("only a purchase may carry items", "items")
             if len(data["items"]) > self.max_lines:
                 raise ValidationError(f"more than {self.max_lines} line items", "items")
+        self._check_amounts(data)
         ts = data.get("ts")
         if ts is not None and ts > datetime.now(UTC).replace(tzinfo=None) + self.max_future:
             raise ValidationError("timestamp is in the future", "ts")

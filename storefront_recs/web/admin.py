@@ -13,6 +13,8 @@ from flask import (
     Blueprint,
     Response,
     current_app,
+    flash,
+    get_flashed_messages,
     jsonify,
     redirect,
     render_template,
@@ -28,10 +30,13 @@ from ..engine.run_safety import fail_dead_runs
 from ..errors import ConfigurationError
 from ..experiments import charts, insights
 from ..experiments.explain import explain
+from ..safe_input import parse_json, text_problem
 from ..serving.recommendation import WIDGET_KINDS
 from ..tracking.identity import Visitor
+from ..tracking.revenue import RevenuePolicy
 from . import refusals
 from .errors import register_admin_error_handlers
+from .params import ascii_int
 
 CSRF_SESSION_KEY = "recs_admin_csrf"
 CSRF_MAX_AGE = 12 * 3600
@@ -86,6 +91,9 @@ def _guard() -> Response | None:
         return _refuse(403, "the admin dashboard is only for the shop's administrators")
     if request.method == "POST" and not csrf_valid():
         return _refuse(400, "the form's CSRF token is missing, expired or from another session")
+    problem = text_problem(list(request.form.items(multi=True))) if request.method == "POST" else None
+    if problem is not None:
+        return _refuse(400, f"the form cannot be saved: {problem}")
     return None
 
 
@@ -117,9 +125,10 @@ def _dashboard_context(days: int) -> dict[str, Any]:
     with state.checked_engine().connect() as conn:
         runs = insights.model_runs(conn)
         labels, series = insights.traffic(conn, since, until)
-        widgets = insights.funnels(conn, "widget", since, until, window)
+        policy = RevenuePolicy.from_config(config)
+        widgets = insights.funnels(conn, "widget", since, until, window, revenue_policy=policy)
         campaigns = insights.funnels(conn, "campaign", since, until, window,
-                                     extra_impressions=insights.email_sends(conn, since, until))
+                                     extra_impressions=insights.email_sends(conn, since, until), revenue_policy=policy)
         coverage = insights.coverage(conn, since, until)
         top = insights.top_items(conn, since, until)
         refused = refusals.counts(conn, days)
@@ -162,7 +171,10 @@ def _experiment_charts(result: Any) -> dict[str, Any]:
 
 
 def _back(message: str) -> Response:
-    return redirect(url_for(".index", msg=message), code=303)  # type: ignore[return-value]
+    """Back to the dashboard, which shows ``message`` once. The message travels in the signed
+    session (flashed), never in the URL: a link cannot make the dashboard say anything."""
+    flash(message, "recs-admin")
+    return redirect(url_for(".index"), code=303)  # type: ignore[return-value]
 
 
 def register_admin(bp: Blueprint) -> None:
@@ -178,8 +190,9 @@ def register_admin(bp: Blueprint) -> None:
 
     @admin.get("/")
     def index() -> str:
-        days = min(max(request.args.get("days", 30, type=int) or 30, 1), 365)
-        return render_template("storefront_recs/admin/dashboard.html", message=request.args.get("msg"),
+        days = min(max(ascii_int(request.args.get("days"), 30) or 30, 1), 365)
+        messages = get_flashed_messages(category_filter=["recs-admin"])
+        return render_template("storefront_recs/admin/dashboard.html", message=" ".join(map(str, messages)) or None,
                                widget_kinds=WIDGET_KINDS, **_dashboard_context(days))
 
     @admin.get("/why")
@@ -215,17 +228,15 @@ def register_admin(bp: Blueprint) -> None:
 
     @admin.post("/experiments")
     def create_experiment() -> Response:
-        import json
-
         form = request.form
         try:
-            variants = json.loads(form.get("variants") or "[]")
+            variants = parse_json(form.get("variants") or "[]", max_depth=8)
             widgets = [w for w in form.getlist("widgets") if w] or None
             current_state().recs.create_experiment({
                 "key": form.get("key", "").strip(), "name": form.get("name", "").strip(), "variants": variants,
                 "widgets": widgets, "start": form.get("start") or None, "end": form.get("end") or None,
             })
-        except (ValueError, ConfigurationError) as exc:
+        except (ValueError, TypeError, ConfigurationError) as exc:
             return _refuse(400, f"experiment not created: {exc}")
         return _back(f"Experiment {form.get('key')} created and running.")
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ..assembly import current_state
-from ..tracking.identity import link_anonymous, tracking_refused
-from ..tracking.ingest import IngestResult, store_events, validate_events
+from ..safe_input import parse_json
+from ..tracking.identity import anonymous_cookie_value, link_anonymous, tracking_refused
+from ..tracking.ingest import IngestResult, check_events, store_batch
 from .errors import json_error
 from .refusals import guard
 
@@ -26,9 +26,16 @@ def read_limited_body(limit: int) -> bytes | None:
     return None if len(body) > limit else body
 
 
-def parse_envelope(body: bytes) -> list[Any]:
-    """``{"events": [...]}`` or a single event object -> list of raw events."""
-    payload = json.loads(body)
+# A body may nest this many times deeper than one event may (RECS_MAX_JSON_DEPTH): an event
+# over its own limit is rejected alone, a body over this one is refused whole with 400.
+BODY_DEPTH_FACTOR = 4
+
+
+def parse_envelope(body: bytes, max_depth: int = 16) -> list[Any]:
+    """``{"events": [...]}`` or a single event object -> list of raw events. Raises
+    ``ValueError`` for a body that is not JSON, nested deeper than ``max_depth`` times
+    ``BODY_DEPTH_FACTOR``, or of another shape."""
+    payload = parse_json(body, max_depth * BODY_DEPTH_FACTOR)
     if isinstance(payload, dict) and "events" in payload:
         events = payload["events"]
         if not isinstance(events, list):
@@ -60,8 +67,8 @@ def set_anonymous_cookie(response: Response) -> Response:
     if value:
         config = current_app.config
         response.set_cookie(
-            config["RECS_COOKIE_NAME"], value, max_age=config["RECS_COOKIE_MAX_AGE"], httponly=True,
-            **cookie_scope(),
+            config["RECS_COOKIE_NAME"], anonymous_cookie_value(value), max_age=config["RECS_COOKIE_MAX_AGE"],
+            httponly=True, **cookie_scope(),
         )
         if not response.cache_control.no_store:  # no-store already keeps it out of every cache
             response.cache_control.private = True
@@ -85,7 +92,7 @@ def register_api(bp: Blueprint) -> None:
         if body is None:
             return json_error(413, f"body is over the limit of {limit} bytes")
         try:
-            events = parse_envelope(body)
+            events = parse_envelope(body, config["RECS_MAX_JSON_DEPTH"])
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
             return json_error(400, f"bad envelope: {exc}")
         max_events = config["RECS_MAX_BATCH_EVENTS"]
@@ -97,11 +104,9 @@ def register_api(bp: Blueprint) -> None:
 
         state = current_state()
         engine = state.checked_engine()
-        valid, rejected = validate_events(events, state.limits())
+        valid, rejected = check_events(events, state.limits())
         visitor = state.recs.current_visitor(may_track=True)
-        with engine.begin() as conn:
-            link_anonymous(conn, visitor)
-            accepted, duplicates = store_events(conn, valid, visitor, source="web",
-                                                suppressions=state.suppressions)
-        result = IngestResult(accepted=accepted, duplicates=duplicates, rejected=rejected)
+        result = store_batch(engine, valid, visitor, "web", prepare=lambda conn: link_anonymous(conn, visitor),
+                             suppressions=state.suppressions)
+        result.rejected = sorted(rejected + result.rejected, key=lambda r: r["index"])
         return jsonify(result.to_dict())

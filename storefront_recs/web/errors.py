@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import NotMigratedError
 from ..outages import database_unavailable, outage_log
+from ..safe_input import text_problem
 
 UNAVAILABLE = "the recommendation database is unavailable; retry later"
 
@@ -37,7 +38,18 @@ def _outage(exc: Exception) -> None:
     outage_log.warn(f"{request.method} {request.url_rule or request.path}", exc)
 
 
+def refuse_unstorable_text() -> tuple[Response, int] | None:
+    """400 for a path or query parameter no database could compare with (a NUL, say): the
+    request is refused before any query is built from it."""
+    problem = text_problem([list((request.view_args or {}).values()), list(request.args.items(multi=True))])
+    if problem is not None:
+        return json_error(400, f"invalid request parameter: {problem}")
+    return None
+
+
 def register_error_handlers(bp: Blueprint) -> None:
+    bp.before_request(refuse_unstorable_text)
+
     @bp.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
         return json_error(exc.code or 500, exc.description or exc.name)

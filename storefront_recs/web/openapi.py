@@ -8,6 +8,7 @@ from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
 
 from .. import __version__
 from ..tracking.schemas import EventSchema
@@ -24,6 +25,25 @@ VISITOR_PATHS = {
 }
 
 
+class RejectionSchema(Schema):
+    index = fields.Integer(required=True, metadata={"description": "position of the event in the batch"})
+    reason = fields.String(required=True)
+
+
+class IngestResultSchema(Schema):
+    accepted = fields.Integer(required=True, metadata={"description": "events stored now"})
+    duplicates = fields.Integer(required=True, metadata={"description": "events stored before (same event_id)"})
+    rejected = fields.List(fields.Nested(RejectionSchema), required=True,
+                           metadata={"description": "invalid events, each with why; the others are kept"})
+    ignored = fields.Integer(metadata={"description": "events not stored because tracking is refused"})
+    reason = fields.String(metadata={"description": "why tracking is refused: dnt, gpc or consent"})
+
+
+class ErrorSchema(Schema):
+    error = fields.String(required=True)
+    messages = fields.Dict(metadata={"description": "per-parameter messages, for an invalid query"})
+
+
 @lru_cache(maxsize=8)
 def build_spec(prefix: str) -> dict[str, Any]:
     spec = APISpec(
@@ -32,10 +52,12 @@ def build_spec(prefix: str) -> dict[str, Any]:
     spec.components.schema("Answer", schema=AnswerSchema)
     spec.components.schema("Health", schema=HealthSchema)
     spec.components.schema("Event", schema=EventSchema(max_future=timedelta(0), max_lines=1))
-    error = {"description": "invalid request", "content": {"application/json": {"schema": {"type": "object"}}}}
+    spec.components.schema("IngestResult", schema=IngestResultSchema)
+    spec.components.schema("Error", schema=ErrorSchema)
+    error = {"description": "invalid request", "content": {"application/json": {"schema": "Error"}}}
     unavailable = {"description": "the database is unavailable: retry after Retry-After seconds",
                    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-                   "content": {"application/json": {"schema": {"type": "object"}}}}
+                   "content": {"application/json": {"schema": "Error"}}}
     answer = {"description": "recommendations", "content": {"application/json": {"schema": "Answer"}}}
     query = {"in": "query", "schema": RecsQuerySchema}
     for path, summary in ITEM_PATHS.items():
@@ -49,12 +71,16 @@ def build_spec(prefix: str) -> dict[str, Any]:
         path=prefix + "/api/v1/events",
         operations={"post": {
             "summary": "Record events (one object or {\"events\": [...]}, as application/json or text/plain)",
-            "requestBody": {"content": {"application/json": {"schema": {
-                "oneOf": [{"$ref": "#/components/schemas/Event"},
-                          {"type": "object", "properties": {"events": {"type": "array", "items": {
-                              "$ref": "#/components/schemas/Event"}}}}]}}}},
-            "responses": {"200": {"description": "accepted, duplicates and rejected events"},
-                          "400": error, "413": error, "415": error, "503": unavailable},
+            "requestBody": {"required": True, "content": {
+                media: {"schema": {"oneOf": [{"$ref": "#/components/schemas/Event"},
+                                             {"type": "object", "required": ["events"], "properties": {
+                                                 "events": {"type": "array", "items": {
+                                                     "$ref": "#/components/schemas/Event"}}}}]}}
+                for media in ("application/json", "text/plain")}},
+            "responses": {"200": {"description": "accepted, duplicates and rejected events (each invalid event "
+                                                 "is rejected alone, with its index and why)",
+                                  "content": {"application/json": {"schema": "IngestResult"}}},
+                          "400": error, "403": error, "413": error, "415": error, "503": unavailable},
         }},
     )
     spec.path(path=prefix + "/health", operations={"get": {

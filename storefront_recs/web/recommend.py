@@ -11,9 +11,11 @@ from webargs.flaskparser import FlaskParser
 
 from ..assembly import current_state
 from ..experiments.serving import ServedVariant
+from ..serving.reasons import REASON_KINDS
 from ..serving.recommender import Answer
 from ..serving.rules import make_filters
 from .errors import json_error
+from .params import AsciiFloat, AsciiInteger
 
 PERSONAL = "private, no-store"
 
@@ -24,10 +26,11 @@ class RecsQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE  # e.g. a user_id from a browser: ignored, never trusted
 
-    n = fields.Integer(validate=validate.Range(min=1), metadata={"description": "how many items"})
+    n = AsciiInteger(validate=validate.Range(min=1), metadata={
+        "description": "how many items (at least 1; more than RECS_MAX_N gives RECS_MAX_N)"})
     category = fields.String(validate=validate.Length(max=255))
-    min_price = fields.Float(allow_nan=False)
-    max_price = fields.Float(allow_nan=False)
+    min_price = AsciiFloat(allow_nan=False)
+    max_price = AsciiFloat(allow_nan=False)
     exclude_ids = fields.String(data_key="exclude", metadata={"description": "comma-separated item ids (or the parameter repeated)"})
     context_category = fields.String(
         validate=validate.Length(max=255), metadata={"description": "category of the entry page (cold start)"}
@@ -41,7 +44,13 @@ class ItemSchema(Schema):
     image_url = fields.String(allow_none=True)
     price = fields.Float(allow_none=True)
     score = fields.Float()
-    reason = fields.String()
+    reason = fields.String(metadata={
+        "description": "why the item was picked, as plain text that may hold a catalogue title: "
+                       "escape it before putting it into HTML, or build a label from reason_kind"})
+    reason_kind = fields.String(allow_none=True, validate=validate.OneOf(list(REASON_KINDS)), metadata={
+        "description": "what kind of reason: " + ", ".join(REASON_KINDS)})
+    reason_item_id = fields.String(allow_none=True, metadata={
+        "description": "the item the reason names (e.g. the viewed item of because_you_viewed), if any"})
     token = fields.String(metadata={"description": "recommendation token for click attribution"})
 
 
@@ -101,9 +110,7 @@ def _parse() -> dict[str, Any]:
 def _query() -> dict[str, Any]:
     args = _parse()
     config = current_app.config
-    n = args.get("n") or config["RECS_DEFAULT_N"]
-    if n > config["RECS_MAX_N"]:
-        raise QueryError({"query": {"n": [f"at most {config['RECS_MAX_N']}"]}})
+    n = min(args.get("n") or config["RECS_DEFAULT_N"], config["RECS_MAX_N"])  # as recs.trending(n=...) does
     excluded = [part for value in request.args.getlist("exclude") for part in value.split(",") if part]
     filters = make_filters(args.get("category"), args.get("min_price"), args.get("max_price"), excluded)
     context = {"category": args["context_category"]} if args.get("context_category") else {}

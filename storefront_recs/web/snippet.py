@@ -15,6 +15,7 @@ from flask.blueprints import BlueprintSetupState
 from markupsafe import Markup, escape
 
 from ..assembly import current_state
+from ..serving.limits import checked_n
 from ..serving.recommendation import WIDGET_KINDS
 from ..serving.recommender import Answer
 from ..serving.rules import Filters, make_filters
@@ -89,6 +90,7 @@ def recs_widget(
         raise ValueError(f"unknown widget kind {kind!r}; one of {', '.join(WIDGET_KINDS)}")
     if kind in ("similar", "bought-together") and not item_id:
         raise ValueError(f"a {kind} widget needs an item_id")
+    n = checked_n(n, current_app.config["RECS_MAX_N"])  # a template's mistake is not swallowed below
     try:
         answer = _answer(kind, item_id, n, make_filters(**filters))
     except Exception:

@@ -15,6 +15,7 @@ from conftest import build_trained_shop
 
 from storefront_recs import Recs
 from storefront_recs.db import utcnow
+from storefront_recs.tracking.identity import read_anonymous_cookie
 
 from .conftest import LiveShop, has_visitor_cookie, wait_for
 
@@ -163,7 +164,8 @@ def test_an_ab_test_variant_travels_with_impressions_and_clicks(
     wait_for(lambda: has_visitor_cookie(context), what="the visitor cookie")
     page.wait_for_load_state("networkidle")
     # The page itself issued the cookie: its widget calls and event posts all use that one id.
-    cookie_ids = {c["value"] for c in context.cookies() if c["name"] == "recs_aid"}
+    with shop.app.app_context():
+        cookie_ids = {read_anonymous_cookie(c["value"])[0] for c in context.cookies() if c["name"] == "recs_aid"}
     assert {e.anonymous_id for e in shop.events() if e.anonymous_id} == cookie_ids
     page.goto(f"{shop.url}/w/tea-1")
     page.wait_for_selector("#similar-js [data-recs-item]")
