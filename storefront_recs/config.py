@@ -7,10 +7,11 @@ start-up, naming the setting. ``docs/configuration.md`` is generated from this t
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, TypeVar
 
 from .errors import ConfigurationError
 
@@ -333,6 +334,43 @@ def apply_defaults(config: dict[str, Any]) -> None:
         if isinstance(default, (dict, list)):
             default = type(default)(default)
         config.setdefault(key, default)
+
+
+# -- typed views of the settings -----------------------------------------------------------------
+# The parts take their settings as small frozen dataclasses (``engine.fitting.ALSParams``,
+# ``engine.data.MatrixConfig``, ``tracking.ingest.Limits``...). Their fields name the setting they
+# hold with ``setting("RECS_...")``: the default comes from ``SETTINGS`` (one definition per
+# setting) and ``from_settings`` fills an instance from a config.
+_T = TypeVar("_T")
+_SIMPLE = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def setting(key: str, convert: Callable[[Any], Any] | None = None) -> Any:
+    """A dataclass field holding ``key``: its default (converted) and where ``from_settings`` reads it."""
+    default = SETTINGS[key].default
+    metadata = {"setting": key, "convert": convert}
+    if isinstance(default, dict | list):
+        return field(default_factory=lambda: copy.deepcopy(convert(default) if convert else default),
+                     metadata=metadata)
+    return field(default=convert(default) if convert and default is not None else default, metadata=metadata)
+
+
+def from_settings(cls: type[_T], config: Mapping[str, Any], **given: Any) -> _T:
+    """``cls`` (a dataclass of ``setting`` fields) filled from ``config``; ``given`` fields as passed."""
+    values = dict(given)
+    for f in fields(cls):  # type: ignore[arg-type]
+        key = f.metadata.get("setting")
+        if key is None or f.name in values:
+            continue
+        value = config[key] if key in config else SETTINGS[key].default
+        declared = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        convert = f.metadata["convert"] or _SIMPLE.get(declared)
+        values[f.name] = convert(value) if convert is not None and value is not None else value
+    missing = [f.name for f in fields(cls) if f.name not in values  # type: ignore[arg-type]
+               and f.default is MISSING and f.default_factory is MISSING]
+    if missing:
+        raise TypeError(f"{cls.__name__} needs {', '.join(missing)}")
+    return cls(**values)
 
 
 def reference_markdown() -> str:

@@ -136,7 +136,7 @@ def fitted_split(popular_test: bool) -> tuple[Any, ...]:
 @pytest.mark.parametrize("popular_test", [True, False])
 def test_blend_choice_follows_what_the_validation_data_rewards(popular_test: bool) -> None:
     train, test, users, model, events = fitted_split(popular_test)
-    settings = BlendSettings(configured={"als": 1.0, "popularity": 1.0}, grid=GRID_WITHOUT_EASE)
+    settings = BlendSettings(configured={"als": 1.0, "popularity": 1.0}, grid=GRID_WITHOUT_EASE, noise_z=0.0)
     choice = select_blend(train, test, users, model.user_factors, model.item_factors, events, settings)
     assert choice is not None and choice.users == len(users)
     assert len(choice.table) > 10 and choice.ndcg == max(score for _, score in choice.table)
@@ -156,7 +156,7 @@ def test_the_evaluations_kept_als_lists_give_the_same_blend_choice() -> None:
     # the fitted factors on an exact grid: the evaluation's blocks of users and implicit's topk
     # then compute the same float32 scores on any CPU (see exact_scores)
     user_f, item_f = on_exact_grid(model.user_factors, model.item_factors)
-    settings = BlendSettings(configured={"als": 1.0, "popularity": 1.0}, grid=GRID_WITHOUT_EASE)
+    settings = BlendSettings(configured={"als": 1.0, "popularity": 1.0}, grid=GRID_WITHOUT_EASE, noise_z=0.0)
     picked = validation_users(users, settings)
     assert picked is not None
     kept = TopLists(picked, DEPTH)
@@ -178,8 +178,8 @@ def test_no_choice_without_enough_validation_users_or_when_switched_off() -> Non
     train, test = synthetic_split(True)
     model = fit_als(train, ALSParams(factors=8, iterations=3))
     events = (np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.float32))
-    on = BlendSettings(configured={"als": 1.0}, grid=GRID)
-    off = BlendSettings(configured={"als": 1.0}, auto=False, grid=GRID)
+    on = BlendSettings(configured={"als": 1.0}, grid=GRID, noise_z=0.0)
+    off = BlendSettings(configured={"als": 1.0}, auto=False, grid=GRID, noise_z=0.0)
     assert select_blend(train, test, np.arange(5), model.user_factors, model.item_factors, events, on) is None
     assert select_blend(train, test, np.arange(300), model.user_factors, model.item_factors, events, off) is None
 

@@ -124,3 +124,23 @@ def test_settings_from_the_environment_are_read_as_json(tmp_path: Path) -> None:
     Recs(app)
     assert app.config["RECS_ALS_FACTORS"] == 32 and app.config["RECS_BLEND"] == {"als": 1.0}
     assert app.config["RECS_RESPECT_DNT"] is False
+
+
+def test_the_parts_settings_come_from_the_one_definition_of_each_setting() -> None:
+    from datetime import timedelta
+
+    from storefront_recs.engine.blend_tuning import BlendSettings
+    from storefront_recs.engine.data import MatrixConfig
+    from storefront_recs.engine.fitting import ALSParams
+    from storefront_recs.engine.train import TrainSettings
+    from storefront_recs.tracking.ingest import Limits
+
+    assert ALSParams().factors == SETTINGS["RECS_ALS_FACTORS"].default
+    assert BlendSettings().noise_z == SETTINGS["RECS_BLEND_NOISE_Z"].default
+    assert MatrixConfig().weights == SETTINGS["RECS_EVENT_WEIGHTS"].default
+    assert Limits().max_future == timedelta(seconds=SETTINGS["RECS_MAX_FUTURE_SECONDS"].default)
+    config = {"RECS_ALS_FACTORS": 16, "RECS_DEDUP_SECONDS": 5, "RECS_SOURCES": ["cooccur"], "RECS_BLEND": {"als": 2}}
+    train = TrainSettings.from_config(config)
+    assert train.als.factors == 16 and train.matrix.dedup_seconds == 5.0 and train.sources == ("cooccur",)
+    assert train.blend.configured == {"als": 2.0} and train.plugin_options["RECS_ALS_FACTORS"] == 16
+    assert train.keep_bundles == SETTINGS["RECS_KEEP_BUNDLES"].default  # not in config: its default

@@ -25,6 +25,7 @@ import numpy as np
 from implicit.cpu.topk import topk
 from scipy import sparse
 
+from ..config import from_settings, setting
 from . import ease as ease_model
 from .evaluate import top_k_shared
 from .fitting import fit_itemitem, top_k_per_row, visitor_popularity
@@ -263,31 +264,30 @@ def choose(sources: Mapping[str, SourceLists], test: sparse.csr_matrix, users: n
                        list(zip(blends, scores, strict=True)), gain_z=z, sources=list(sources))
 
 
+def _weights(weights: Mapping[str, Any]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in dict(weights).items()}
+
+
+def _grid(grid: Mapping[str, Any]) -> dict[str, list[float]]:
+    return {str(k): [float(w) for w in v] for k, v in dict(grid).items()}
+
+
 @dataclass(frozen=True)
 class BlendSettings:
     """What the training run reads for the blend and the EASE source."""
 
-    configured: dict[str, float]
-    auto: bool = True
-    grid: dict[str, list[float]] = field(default_factory=dict)
-    ease_max_items: int = 10_000
-    ease_lambda: float = 250.0
-    ease_k: int = 200
-    itemitem_k: int = 50
-    noise_z: float = 0.0
+    configured: dict[str, float] = setting("RECS_BLEND", _weights)
+    auto: bool = setting("RECS_BLEND_AUTO")
+    grid: dict[str, list[float]] = setting("RECS_BLEND_GRID", _grid)
+    ease_max_items: int = setting("RECS_EASE_MAX_ITEMS")
+    ease_lambda: float = setting("RECS_EASE_LAMBDA", float)
+    ease_k: int = setting("RECS_EASE_K")
+    itemitem_k: int = setting("RECS_ITEMITEM_K")
+    noise_z: float = setting("RECS_BLEND_NOISE_Z", float)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BlendSettings:
-        return cls(
-            configured={k: float(v) for k, v in dict(config["RECS_BLEND"]).items()},
-            auto=bool(config["RECS_BLEND_AUTO"]),
-            grid={k: [float(w) for w in v] for k, v in dict(config["RECS_BLEND_GRID"]).items()},
-            ease_max_items=int(config["RECS_EASE_MAX_ITEMS"]),
-            ease_lambda=float(config["RECS_EASE_LAMBDA"]),
-            ease_k=int(config["RECS_EASE_K"]),
-            itemitem_k=int(config["RECS_ITEMITEM_K"]),
-            noise_z=float(config["RECS_BLEND_NOISE_Z"]),
-        )
+        return from_settings(cls, config)
 
     def wants(self, source: str) -> bool:
         """Whether any blend this run may serve gives ``source`` a weight."""

@@ -32,6 +32,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
+from ..config import from_settings, setting
 from ..models import Event, Identity, Item
 
 CHUNK_ROWS = 100_000  # event ids per chunk
@@ -41,25 +42,23 @@ ANON_PREFIX = "anon:"
 DAY = 86_400.0
 
 
+def _weights(weights: Mapping[str, Any]) -> dict[str, float]:
+    return {str(kind): float(weight) for kind, weight in dict(weights).items()}
+
+
 @dataclass(frozen=True)
 class MatrixConfig:
     """How events become interaction strengths."""
 
-    weights: Mapping[str, float]
-    half_life_days: float = 90.0
-    decay_floor: float = 0.05
-    dedup_seconds: float = 60.0
-    session_gap_seconds: float = 1800.0
+    weights: Mapping[str, float] = setting("RECS_EVENT_WEIGHTS", _weights)
+    half_life_days: float = setting("RECS_HALF_LIFE_DAYS", float)
+    decay_floor: float = setting("RECS_DECAY_FLOOR", float)
+    dedup_seconds: float = setting("RECS_DEDUP_SECONDS", float)
+    session_gap_seconds: float = setting("RECS_SESSION_GAP_SECONDS", float)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> MatrixConfig:
-        return cls(
-            weights=dict(config["RECS_EVENT_WEIGHTS"]),
-            half_life_days=float(config["RECS_HALF_LIFE_DAYS"]),
-            decay_floor=float(config["RECS_DECAY_FLOOR"]),
-            dedup_seconds=float(config["RECS_DEDUP_SECONDS"]),
-            session_gap_seconds=float(config["RECS_SESSION_GAP_SECONDS"]),
-        )
+        return from_settings(cls, config)
 
 
 @dataclass

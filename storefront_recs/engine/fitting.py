@@ -24,6 +24,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import HashingVectorizer
 from threadpoolctl import threadpool_limits
 
+from ..config import from_settings, setting
 from .data import DAY, Interactions, lex_order, sessions
 
 CONTENT_FEATURES = 2**20
@@ -34,23 +35,16 @@ _WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
 
 @dataclass(frozen=True)
 class ALSParams:
-    factors: int = 64
-    regularization: float = 0.05
-    alpha: float = 10.0
-    iterations: int = 15
-    refit_iterations: int = 3
-    seed: int = 42
+    factors: int = setting("RECS_ALS_FACTORS")
+    regularization: float = setting("RECS_ALS_REGULARIZATION", float)
+    alpha: float = setting("RECS_ALS_ALPHA", float)
+    iterations: int = setting("RECS_ALS_ITERATIONS")
+    refit_iterations: int = setting("RECS_ALS_REFIT_ITERATIONS")
+    seed: int = setting("RECS_TRAIN_SEED")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ALSParams:
-        return cls(
-            factors=int(config["RECS_ALS_FACTORS"]),
-            regularization=float(config["RECS_ALS_REGULARIZATION"]),
-            alpha=float(config["RECS_ALS_ALPHA"]),
-            iterations=int(config["RECS_ALS_ITERATIONS"]),
-            refit_iterations=int(config["RECS_ALS_REFIT_ITERATIONS"]),
-            seed=int(config["RECS_TRAIN_SEED"]),
-        )
+        return from_settings(cls, config)
 
 
 def als_model(params: ALSParams, iterations: int | None = None) -> AlternatingLeastSquares:

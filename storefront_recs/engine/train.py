@@ -19,6 +19,7 @@ from sqlalchemy import Engine, insert, update
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from .. import leases
+from ..config import from_settings, setting
 from ..db import utcnow
 from ..models import ModelRun
 from ..plugins import TRAINERS, plugin
@@ -72,47 +73,30 @@ _T = TypeVar("_T")
 class TrainSettings:
     """Every setting the pipeline reads, taken from the app config once per run."""
 
-    matrix: MatrixConfig
-    als: ALSParams
-    blend: BlendSettings
-    itemitem_k: int = 50
-    content_dims: int = 64
-    trending_days: float = 1.0
-    ann_mode: str = "auto"
-    ann_min_items: int = 200_000
-    ann_trees: int = 50
-    keep_bundles: int = 3
-    gate_margin: float = 0.1
-    min_interactions: int = 3
-    holdout: float = 0.2
-    eval_max_users: int = 5000
-    lease_timeout: float = 300.0
-    trainer: str = "implicit"
-    sources: tuple[str, ...] = ()  # plugin sources to fit (RECS_SOURCES)
+    matrix: MatrixConfig = field(default_factory=MatrixConfig)
+    als: ALSParams = field(default_factory=ALSParams)
+    blend: BlendSettings = field(default_factory=BlendSettings)
+    itemitem_k: int = setting("RECS_ITEMITEM_K")
+    content_dims: int = setting("RECS_CONTENT_DIMS")
+    trending_days: float = setting("RECS_TRENDING_DAYS", float)
+    ann_mode: str = setting("RECS_ANN_MODE")
+    ann_min_items: int = setting("RECS_ANN_MIN_ITEMS")
+    ann_trees: int = setting("RECS_ANN_TREES")
+    keep_bundles: int = setting("RECS_KEEP_BUNDLES")
+    gate_margin: float = setting("RECS_QUALITY_GATE_MARGIN", float)
+    min_interactions: int = setting("RECS_MIN_INTERACTIONS")
+    holdout: float = setting("RECS_EVAL_HOLDOUT", float)
+    eval_max_users: int = setting("RECS_EVAL_MAX_USERS")
+    lease_timeout: float = setting("RECS_LEASE_TIMEOUT", float)
+    trainer: str = setting("RECS_TRAINER")
+    sources: tuple[str, ...] = setting("RECS_SOURCES", tuple)  # plugin sources to fit
     plugin_options: Mapping[str, Any] = field(default_factory=dict)  # every RECS_* setting, for plugins
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
-        return cls(
-            matrix=MatrixConfig.from_config(config),
-            als=ALSParams.from_config(config),
-            blend=BlendSettings.from_config(config),
-            itemitem_k=int(config["RECS_ITEMITEM_K"]),
-            content_dims=int(config["RECS_CONTENT_DIMS"]),
-            trending_days=float(config["RECS_TRENDING_DAYS"]),
-            ann_mode=str(config["RECS_ANN_MODE"]),
-            ann_min_items=int(config["RECS_ANN_MIN_ITEMS"]),
-            ann_trees=int(config["RECS_ANN_TREES"]),
-            keep_bundles=int(config["RECS_KEEP_BUNDLES"]),
-            gate_margin=float(config["RECS_QUALITY_GATE_MARGIN"]),
-            min_interactions=int(config["RECS_MIN_INTERACTIONS"]),
-            holdout=float(config["RECS_EVAL_HOLDOUT"]),
-            eval_max_users=int(config["RECS_EVAL_MAX_USERS"]),
-            lease_timeout=float(config["RECS_LEASE_TIMEOUT"]),
-            trainer=str(config.get("RECS_TRAINER", "implicit")),
-            sources=tuple(config.get("RECS_SOURCES") or ()),
-            plugin_options={k: v for k, v in config.items() if k.startswith("RECS_")},
-        )
+        return from_settings(cls, config, matrix=MatrixConfig.from_config(config), als=ALSParams.from_config(config),
+                             blend=BlendSettings.from_config(config),
+                             plugin_options={k: v for k, v in config.items() if k.startswith("RECS_")})
 
     def resolved_ann_mode(self, n_items: int) -> str:
         if self.ann_mode in ("exact", "annoy"):

@@ -9,7 +9,7 @@ store it once. The ``RETURNING`` clause tells which events were new.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from marshmallow import ValidationError as SchemaError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 
+from ..config import from_settings, setting
 from ..db import insert_ignoring_conflicts, utcnow
 from ..errors import flatten_errors
 from ..models import Event
@@ -25,7 +26,7 @@ from ..privacy.suppression import Suppressions
 from ..safe_input import json_depth, text_problem
 from .identity import Visitor
 from .origin import origin_of
-from .schemas import MAX_PRICE, MAX_QUANTITY, MAX_VALUE, EventSchema
+from .schemas import EventSchema
 
 
 @dataclass
@@ -38,27 +39,23 @@ class IngestResult:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
+def _seconds(value: Any) -> timedelta:
+    return timedelta(seconds=float(value))
+
+
 @dataclass(frozen=True)
 class Limits:
-    max_event_bytes: int
-    max_future: timedelta
-    max_lines: int
-    max_quantity: int = MAX_QUANTITY
-    max_price: float = MAX_PRICE
-    max_value: float = MAX_VALUE
-    max_json_depth: int = 16
+    max_event_bytes: int = setting("RECS_MAX_EVENT_BYTES")
+    max_future: timedelta = setting("RECS_MAX_FUTURE_SECONDS", _seconds)
+    max_lines: int = setting("RECS_MAX_PURCHASE_LINES")
+    max_quantity: int = setting("RECS_MAX_QUANTITY")
+    max_price: float = setting("RECS_MAX_PRICE", float)
+    max_value: float = setting("RECS_MAX_VALUE", float)
+    max_json_depth: int = setting("RECS_MAX_JSON_DEPTH")
 
     @classmethod
-    def from_config(cls, config: Any) -> Limits:
-        return cls(
-            max_event_bytes=config["RECS_MAX_EVENT_BYTES"],
-            max_future=timedelta(seconds=config["RECS_MAX_FUTURE_SECONDS"]),
-            max_lines=config["RECS_MAX_PURCHASE_LINES"],
-            max_quantity=int(config["RECS_MAX_QUANTITY"]),
-            max_price=float(config["RECS_MAX_PRICE"]),
-            max_value=float(config["RECS_MAX_VALUE"]),
-            max_json_depth=int(config["RECS_MAX_JSON_DEPTH"]),
-        )
+    def from_config(cls, config: Mapping[str, Any]) -> Limits:
+        return from_settings(cls, config)
 
     def schema(self) -> EventSchema:
         return EventSchema(max_future=self.max_future, max_lines=self.max_lines, max_quantity=self.max_quantity,
